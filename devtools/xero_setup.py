@@ -1,0 +1,36 @@
+"""Organisations in the Xero sandbox and the xero_default connection that reaches them."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+
+from xero_sandbox import SandboxBackend
+
+
+@dataclass(frozen=True)
+class XeroApp:
+    client_id: str
+    client_secret: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+
+
+def authorise_app(backend: SandboxBackend, tenant_ids: list[str]) -> XeroApp:
+    """Register an app and consent to these organisations, as a person would in Xero's login flow."""
+    client_id = "astute-" + secrets.token_hex(8)
+    client_secret = secrets.token_urlsafe(24)
+    backend.register_app(client_id, client_secret)
+    return XeroApp(client_id, client_secret, backend.authorise(client_id, tenant_ids))
+
+
+def airflow_connection_json(app: XeroApp, sandbox_url: str) -> str:
+    """AIRFLOW_CONN_XERO_DEFAULT for the sandbox: only the URLs differ from production."""
+    return json.dumps(
+        {
+            "conn_type": "http",
+            "login": app.client_id,
+            "password": app.client_secret,
+            "extra": {"api_url": sandbox_url, "identity_url": sandbox_url, "refresh_token": app.refresh_token},
+        }
+    )

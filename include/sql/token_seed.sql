@@ -1,0 +1,4 @@
+-- The connection's refresh token starts the chain the first time it is seen.
+INSERT INTO xero_sync.oauth_token (connection_id, seed_fingerprint, refresh_token)
+VALUES (%(connection_id)s, %(seed)s, %(refresh_token)s)
+ON CONFLICT (connection_id) DO NOTHING;

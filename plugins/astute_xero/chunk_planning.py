@@ -1,0 +1,99 @@
+"""Chunks: at most 100 invoices and safely under Xero's 3.5 MB body limit, one API call each.
+
+The planner streams (invoice_id, estimated size) pairs and never holds invoices.
+A run maps one Airflow task per chunk, so the number of chunks per run is
+capped (Airflow's max_map_length is 1024, and Xero allows 5,000 calls a day per
+organisation anyway); what does not fit is deferred to the next run, shared
+fairly between organisations.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+
+import psycopg
+
+from astute_xero.chunk_export import ChunkKey
+from astute_xero.sql import load_sql
+
+MAX_INVOICES_PER_CHUNK = 100
+MAX_CHUNK_BYTES = 3_000_000  # under Xero's ~3.5 MB with room for the envelope
+MAX_CHUNKS_PER_RUN = 1000
+
+
+def assign_chunks(
+    sizes: Iterable[tuple[int, int]],
+    *,
+    max_invoices: int = MAX_INVOICES_PER_CHUNK,
+    max_bytes: int = MAX_CHUNK_BYTES,
+) -> Iterator[tuple[int, int, int]]:
+    """(invoice_id, chunk_no, estimated_bytes) for each (invoice_id, estimated_bytes), greedily, in order."""
+    chunk_no, count, size = 1, 0, 0
+    for invoice_id, estimated in sizes:
+        if count and (count == max_invoices or size + estimated > max_bytes):
+            chunk_no, count, size = chunk_no + 1, 0, 0
+        count, size = count + 1, size + estimated
+        yield invoice_id, chunk_no, estimated
+
+
+def share_chunk_budget(chunks_needed: dict[str, int], budget: int = MAX_CHUNKS_PER_RUN) -> dict[str, int]:
+    """How many chunks each organisation may send this run: equal shares, unused shares passed on."""
+    allowed: dict[str, int] = {}
+    remaining = budget
+    by_need = sorted(chunks_needed.items(), key=lambda item: item[1])
+    for position, (tenant, needed) in enumerate(by_need):
+        allowed[tenant] = min(needed, remaining // (len(by_need) - position))
+        remaining -= allowed[tenant]
+    return allowed
+
+
+def plan_chunks(conn: psycopg.Connection, run_id: int, tenants: list[tuple[str, str]]) -> list[ChunkKey]:
+    """Assign every ready invoice of the run to a chunk (or defer it); return the chunks to export.
+
+    Rows stream from a server-side cursor into a COPY buffer (about 20 bytes an invoice); only
+    per-chunk totals are kept in memory.
+    """
+    buffer = io.StringIO()
+    totals: dict[tuple[str, int], list[int]] = {}  # (tenant, chunk) -> [invoices, estimated bytes]
+    needed: dict[str, int] = {}
+    with conn.transaction():
+        for tenant_id, _ in tenants:
+            with conn.cursor(name=f"chunk_sizes_{run_id}") as cursor:
+                cursor.itersize = 10_000
+                cursor.execute(load_sql("chunk_size_estimates"), {"run_id": run_id, "tenant_id": tenant_id})
+                sizes = ((invoice_id, int(size)) for invoice_id, size in cursor)
+                for invoice_id, chunk_no, size in assign_chunks(sizes):
+                    buffer.write(f"{tenant_id}\t{invoice_id}\t{chunk_no}\n")
+                    total = totals.setdefault((tenant_id, chunk_no), [0, 0])
+                    total[0] += 1
+                    total[1] += size
+                    needed[tenant_id] = chunk_no
+
+        allowed = share_chunk_budget(needed)
+        labels = dict(tenants)
+        chunk_rows = [
+            (run_id, tenant_id, chunk_no, count, size)
+            for (tenant_id, chunk_no), (count, size) in sorted(totals.items())
+            if chunk_no <= allowed[tenant_id]
+        ]
+        conn.execute("CREATE TEMP TABLE chunk_assignment (tenant_id text, invoice_id bigint, chunk_no int) ON COMMIT DROP")
+        with conn.cursor().copy("COPY chunk_assignment (tenant_id, invoice_id, chunk_no) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())
+        conn.execute(
+            "CREATE TEMP TABLE chunk_allowance (tenant_id text PRIMARY KEY, chunks int) ON COMMIT DROP"
+        )
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO chunk_allowance VALUES (%s, %s)", list(allowed.items()))
+            cursor.executemany(
+                "INSERT INTO xero_sync.export_chunk (run_id, tenant_id, chunk_no, invoice_count, estimated_bytes) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                chunk_rows,
+            )
+        conn.execute(load_sql("chunk_assign"), {"run_id": run_id})
+        conn.execute(load_sql("run_count_chunks"), {"run_id": run_id, "chunks": len(chunk_rows)})
+    return [
+        ChunkKey(run_id, tenant_id, chunk_no, allowed[tenant_id], labels[tenant_id])
+        for run_id, tenant_id, chunk_no, _, _ in chunk_rows
+    ]
+

@@ -1,0 +1,62 @@
+"""Airflow's side of the two connections: astute_db (Postgres) and xero_default (Xero).
+
+xero_default: login = client id, password = client secret, extra =
+{"api_url", "identity_url", "refresh_token"} (api_url defaults to
+https://api.xero.com, identity_url to https://identity.xero.com). Both work
+from AIRFLOW_CONN_* environment variables in JSON form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+from airflow.sdk import BaseHook
+
+from astute_xero.xero_client import ApiCall, XeroClient
+from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
+
+ASTUTE_CONN_ID = "astute_db"
+XERO_CONN_ID = "xero_default"
+
+
+def astute_connection() -> psycopg.Connection:
+    """A new autocommit connection to the Astute database; callers open transactions explicitly."""
+    conn = PostgresHook(postgres_conn_id=ASTUTE_CONN_ID).get_conn()
+    conn.autocommit = True
+    return conn
+
+
+class XeroHook(BaseHook):
+    """Owns the Xero connection: its settings, its shared token chain, and clients built on them."""
+
+    conn_name_attr = "xero_conn_id"
+    default_conn_name = XERO_CONN_ID
+    conn_type = "http"
+    hook_name = "Xero"
+
+    def __init__(self, xero_conn_id: str = XERO_CONN_ID) -> None:
+        super().__init__()
+        self.xero_conn_id = xero_conn_id
+
+    def settings(self) -> XeroConnectionSettings:
+        conn = self.get_connection(self.xero_conn_id)
+        extra = conn.extra_dejson
+        missing = [name for name, value in (("login (client id)", conn.login), ("password (client secret)", conn.password),
+                                            ("extra.refresh_token", extra.get("refresh_token"))) if not value]
+        if missing:
+            raise ValueError(f"Airflow connection '{self.xero_conn_id}' lacks {', '.join(missing)}.")
+        optional = {key: extra[key] for key in ("api_url", "identity_url", "scope") if extra.get(key)}
+        return XeroConnectionSettings(
+            connection_id=self.xero_conn_id,
+            client_id=conn.login,
+            client_secret=conn.password,
+            seed_refresh_token=extra["refresh_token"],
+            **optional,
+        )
+
+    def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
+        settings = self.settings()
+        tokens = TokenStore(astute_connection, settings, refresh_with_sdk)
+        return XeroClient(settings, tokens, on_retried_call=on_retried_call)

@@ -1,0 +1,131 @@
+"""The pipeline's own state in xero_sync: runs, their work lists, and the API log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from astute_xero.sql import load_sql
+from astute_xero.xero_client import ApiCall
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What a run was asked to export (the DAG's Params, resolved)."""
+
+    billing_entity_ids: list[int] | None
+    date_from: dt.date | None
+    date_to: dt.date
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "billing_entity_ids": self.billing_entity_ids,
+            "date_from": self.date_from.isoformat() if self.date_from else None,
+            "date_to": self.date_to.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class EntityDecision:
+    billing_entity_id: int
+    entity_name: str
+    tenant_id: str | None
+    decision: str
+    detail: str | None
+
+
+def start_run(conn: psycopg.Connection, *, kind: str, dag_id: str, airflow_run_id: str, scope: RunScope) -> int:
+    """Open (or reopen, on a retry) the run and rebuild its work tables from scratch."""
+    with conn.transaction():
+        (run_id,) = conn.execute(
+            load_sql("run_start"),
+            {"kind": kind, "dag_id": dag_id, "airflow_run_id": airflow_run_id, "params": Jsonb(scope.as_json())},
+        ).fetchone()
+        conn.execute(load_sql("run_reset_work"), {"run_id": run_id})
+    return run_id
+
+
+def decide_entities(conn: psycopg.Connection, run_id: int, entity_ids: list[int] | None) -> list[EntityDecision]:
+    """Record, per billing entity in scope, whether it is exported or skipped and why."""
+    with conn.transaction():
+        if entity_ids:
+            known = {row[0] for row in conn.execute("SELECT id FROM astute.billing_entity WHERE id = ANY(%s)", (entity_ids,))}
+            unknown = sorted(set(entity_ids) - known)
+            if unknown:
+                raise ValueError(
+                    f"billing_entity_ids {unknown} do not exist in astute.billing_entity; "
+                    "check the ids in the trigger form (or leave it empty for every linked entity)."
+                )
+        conn.execute(load_sql("run_decide_entities"), {"run_id": run_id, "entity_ids": entity_ids or None})
+    return [
+        EntityDecision(*row)
+        for row in conn.execute(
+            "SELECT billing_entity_id, entity_name, tenant_id, decision, detail FROM xero_sync.run_entity "
+            "WHERE run_id = %s ORDER BY billing_entity_id",
+            (run_id,),
+        )
+    ]
+
+
+def select_sent_invoices(conn: psycopg.Connection, run_id: int, scope: RunScope) -> int:
+    """Put every eligible invoice's id in the run's work list; return how many."""
+    with conn.transaction():
+        cursor = conn.execute(
+            load_sql("select_sent_invoices"),
+            {"run_id": run_id, "date_from": scope.date_from, "date_to": scope.date_to},
+        )
+        selected = cursor.rowcount
+        conn.execute("UPDATE xero_sync.export_run SET invoices_selected = %s WHERE run_id = %s", (selected, run_id))
+    return selected
+
+
+def exporting_tenants(conn: psycopg.Connection, run_id: int) -> list[tuple[str, str]]:
+    """(tenant_id, organisation label) for each organisation this run still exports to."""
+    return [tuple(row) for row in conn.execute(load_sql("run_exporting_tenants"), {"run_id": run_id})]
+
+
+def stop_tenant(conn: psycopg.Connection, run_id: int, tenant_id: str, detail: str) -> None:
+    with conn.transaction():
+        conn.execute(load_sql("run_stop_tenant"), {"run_id": run_id, "tenant_id": tenant_id, "detail": detail})
+
+
+def tenant_stopped(conn: psycopg.Connection, run_id: int, tenant_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM xero_sync.run_entity WHERE run_id = %s AND tenant_id = %s AND decision = 'stopped' LIMIT 1",
+        (run_id, tenant_id),
+    ).fetchone()
+    return row is not None
+
+
+def record_api_call(
+    conn: psycopg.Connection,
+    run_id: int | None,
+    call: ApiCall,
+    *,
+    chunk_no: int | None = None,
+    item_count: int = 0,
+    outcome: list[dict[str, Any]] | None = None,
+) -> None:
+    """One api_log row per HTTP exchange. The caller decides the transaction it belongs to."""
+    conn.execute(
+        load_sql("api_log_insert"),
+        {
+            "run_id": run_id,
+            "tenant_id": call.tenant_id,
+            "method": call.method,
+            "endpoint": call.endpoint,
+            "chunk_no": chunk_no,
+            "item_count": item_count,
+            "http_status": call.http_status,
+            "started_at": call.started_at,
+            "duration_ms": call.duration_ms,
+            "idempotency_key": call.idempotency_key,
+            "rate_limits": Jsonb(call.rate_limits) if call.rate_limits else None,
+            "outcome": Jsonb(outcome) if outcome is not None else None,
+            "error": call.error,
+        },
+    )

@@ -1,0 +1,133 @@
+"""The bodies of the export DAG's tasks: connections in, domain calls, small results out.
+
+Between tasks only the run id and chunk keys travel (XCom); everything else is
+in the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from contextlib import closing
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from astute_xero import chunk_planning, contacts, run_summary, run_validation, sync_state
+from astute_xero.chunk_export import ChunkKey, export_chunk
+from astute_xero.hooks import XeroHook, astute_connection
+from astute_xero.migrations import apply_migrations
+from astute_xero.xero_client import ApiCall, XeroClient
+from astute_xero.xero_tokens import XeroAuthorisationError
+
+log = logging.getLogger(__name__)
+
+
+def run_scope(params: dict[str, Any], data_interval_end: dt.datetime | None) -> sync_state.RunScope:
+    """The trigger form's values, with the defaults: every linked entity, everything up to the interval's end."""
+    entity_ids = params.get("billing_entity_ids") or None
+    date_from = dt.date.fromisoformat(params["date_from"]) if params.get("date_from") else None
+    if params.get("date_to"):
+        date_to = dt.date.fromisoformat(params["date_to"])
+    else:
+        end = data_interval_end or dt.datetime.now(dt.timezone.utc)
+        date_to = (end - dt.timedelta(microseconds=1)).date()  # the interval's end is exclusive
+    if date_from and date_from > date_to:
+        raise AirflowFailException(f"date_from {date_from} is after date_to {date_to}: nothing could match.")
+    return sync_state.RunScope([int(i) for i in entity_ids] if entity_ids else None, date_from, date_to)
+
+
+def _xero_client(run_id: int) -> XeroClient:
+    def log_retried(call: ApiCall) -> None:
+        with closing(astute_connection()) as conn:
+            sync_state.record_api_call(conn, run_id, call)
+
+    try:
+        return XeroHook().client(on_retried_call=log_retried)
+    except XeroAuthorisationError as error:
+        raise AirflowFailException(str(error)) from None
+
+
+def start_export_run(dag_id: str, airflow_run_id: str, params: dict[str, Any], data_interval_end: dt.datetime | None) -> int:
+    scope = run_scope(params, data_interval_end)
+    with closing(astute_connection()) as conn:
+        applied = apply_migrations(conn)
+        if applied:
+            log.info("xero_sync migrations applied: %s", ", ".join(applied))
+        run_id = sync_state.start_run(conn, kind="export", dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope)
+        try:
+            decisions = sync_state.decide_entities(conn, run_id, scope.billing_entity_ids)
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
+    for decision in decisions:
+        log.info("billing entity %s (%s): %s%s", decision.billing_entity_id, decision.entity_name,
+                 decision.decision, f" - {decision.detail}" if decision.detail else "")
+    log.info("export run %s: invoices dated %s to %s", run_id, scope.date_from or "the beginning", scope.date_to)
+    return run_id
+
+
+def extract_sent_invoices(run_id: int) -> int:
+    with closing(astute_connection()) as conn:
+        scope_json = conn.execute("SELECT params FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()[0]
+        scope = sync_state.RunScope(
+            scope_json["billing_entity_ids"],
+            dt.date.fromisoformat(scope_json["date_from"]) if scope_json["date_from"] else None,
+            dt.date.fromisoformat(scope_json["date_to"]),
+        )
+        selected = sync_state.select_sent_invoices(conn, run_id, scope)
+    log.info("export run %s: %d Sent invoice(s) to export", run_id, selected)
+    return selected
+
+
+def validate_invoices(run_id: int) -> dict[str, int]:
+    from astute_xero.validation import InvoiceValidator
+
+    with closing(astute_connection()) as conn:
+        result = run_validation.validate_run(conn, _xero_client(run_id), run_id, InvoiceValidator())
+    log.info("export run %s: %d checked, %d held back by validation", run_id, result.checked, result.held)
+    return dataclasses.asdict(result)
+
+
+def resolve_contacts(run_id: int) -> dict[str, int]:
+    with closing(astute_connection()) as conn:
+        result = contacts.resolve_contacts(conn, _xero_client(run_id), run_id)
+    return dataclasses.asdict(result)
+
+
+def plan_chunks(run_id: int) -> list[dict[str, Any]]:
+    with closing(astute_connection()) as conn:
+        keys = chunk_planning.plan_chunks(conn, run_id, sync_state.exporting_tenants(conn, run_id))
+    log.info("export run %s: %d chunk(s) planned", run_id, len(keys))
+    return [dataclasses.asdict(key) for key in keys]
+
+
+def chunk_label(chunk: dict[str, Any]) -> str:
+    return ChunkKey(**chunk).label
+
+
+def export_invoice_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    key = ChunkKey(**chunk)
+    with closing(astute_connection()) as conn:
+        result = export_chunk(conn, _xero_client(key.run_id), key)
+    log.info("%s: %s", key.label, result)
+    return dataclasses.asdict(result)
+
+
+def write_back_run(run_id: int) -> str:
+    with closing(astute_connection()) as conn:
+        summary = run_summary.finish_run(conn, run_id)
+    return summary.status
+
+
+def summarise_run(run_id: int) -> dict[str, Any]:
+    with closing(astute_connection()) as conn:
+        summary = run_summary.summarise_run(conn, run_id)
+    log.info("\n%s", run_summary.render_summary(summary))
+    if summary.unfinished:
+        raise AirflowFailException(
+            f"{summary.unfinished} invoice(s) of export run {run_id} were not finished because an upstream task "
+            "failed (see its log); clear the failed tasks to finish them, or the next run picks them up."
+        )
+    return {"run_id": run_id, "status": summary.status, "exported": summary.exported,
+            "failed": summary.failed, "held": summary.held}

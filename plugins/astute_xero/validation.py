@@ -1,0 +1,195 @@
+"""Validation before any call to Xero: the Report Summary's "Validation Errors".
+
+Invoices are checked by columns with Great Expectations, one batch of
+invoices (and their lines) at a time, against the chart of the Xero
+organisation they go to. Each failed expectation names the rows it failed on;
+every such row becomes a ValidationIssue a finance person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+HEADER_COLUMNS = ["invoice_id", "invoice_number", "customer_name", "invoice_date", "due_date", "currency", "line_count"]
+LINE_COLUMNS = ["invoice_id", "line_no", "description", "quantity", "unit_amount", "account_code", "tax_type"]
+
+MAX_DESCRIPTION_LENGTH = 4000  # Xero refuses longer line descriptions
+
+
+@dataclass(frozen=True)
+class XeroChart:
+    """What one Xero organisation accepts: read once per run from Accounts, TaxRates, Currencies."""
+
+    tenant_id: str
+    organisation_name: str
+    account_codes: frozenset[str]
+    tax_types: frozenset[str]
+    currencies: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    invoice_id: int
+    line_no: int | None
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    table: str  # "header" or "line"
+    expectation: Callable[[XeroChart], Any]
+    message: Callable[[dict[str, Any], XeroChart], str]
+
+
+def _gx() -> Any:
+    # Imported here: great_expectations takes seconds to import and DAG parsing must stay fast.
+    import great_expectations as gx
+
+    return gx
+
+
+def _rules() -> list[_Rule]:
+    gx = _gx()
+    E = gx.expectations
+    return [
+        _Rule(
+            "customer_name_missing",
+            "header",
+            lambda chart: E.ExpectColumnValuesToNotMatchRegex(column="customer_name", regex=r"^\s*$"),
+            lambda row, chart: "The customer has no name. Enter the customer's name in Astute "
+            "(Users > Customers), then export again.",
+        ),
+        _Rule(
+            "no_lines",
+            "header",
+            lambda chart: E.ExpectColumnValuesToBeBetween(column="line_count", min_value=1),
+            lambda row, chart: "The invoice has no lines. Add at least one line in Astute, or void the invoice.",
+        ),
+        _Rule(
+            "due_before_invoice_date",
+            "header",
+            lambda chart: E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="due_date", column_B="invoice_date", or_equal=True
+            ),
+            lambda row, chart: f"The due date {row['due_date']:%Y-%m-%d} is before the invoice date "
+            f"{row['invoice_date']:%Y-%m-%d}. Correct the due date in Astute.",
+        ),
+        _Rule(
+            "currency_not_subscribed",
+            "header",
+            lambda chart: E.ExpectColumnValuesToBeInSet(column="currency", value_set=sorted(chart.currencies)),
+            lambda row, chart: f"Currency {row['currency']} is not enabled in the Xero organisation "
+            f"'{chart.organisation_name}'. Add it in Xero (Settings > Currencies) or correct the invoice currency.",
+        ),
+        _Rule(
+            "account_code_missing",
+            "line",
+            lambda chart: E.ExpectColumnValuesToNotBeNull(column="account_code"),
+            lambda row, chart: f"Line {row['line_no']} has no GL account code. Set the account code on the line in Astute.",
+        ),
+        _Rule(
+            "account_code_unknown",
+            "line",
+            lambda chart: E.ExpectColumnValuesToBeInSet(column="account_code", value_set=sorted(chart.account_codes)),
+            lambda row, chart: f"Line {row['line_no']}: account code '{row['account_code']}' is not an active account "
+            f"in the chart of accounts of '{chart.organisation_name}'. Use a code that exists in Xero.",
+        ),
+        _Rule(
+            "tax_type_unknown",
+            "line",
+            lambda chart: E.ExpectColumnValuesToBeInSet(column="tax_type", value_set=sorted(chart.tax_types)),
+            lambda row, chart: f"Line {row['line_no']}: tax type '{row['tax_type']}' does not exist in "
+            f"'{chart.organisation_name}'. Use one of its tax rates (Xero: Settings > Tax rates).",
+        ),
+        _Rule(
+            "description_too_long",
+            "line",
+            lambda chart: E.ExpectColumnValueLengthsToBeBetween(column="description", max_value=MAX_DESCRIPTION_LENGTH),
+            lambda row, chart: f"Line {row['line_no']}: the description has {len(row['description'])} characters; "
+            f"Xero accepts at most {MAX_DESCRIPTION_LENGTH}. Shorten it in Astute.",
+        ),
+    ]
+
+
+class InvoiceValidator:
+    """One Great Expectations context for a whole task; suites are built per organisation chart."""
+
+    def __init__(self) -> None:
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self._context.data_sources.add_pandas("astute")
+        self._batches = {
+            table: source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(f"{table}_batch")
+            for table in ("header", "line")
+        }
+        self._rules = _rules()
+        self._definitions: dict[tuple[str, str], Any] = {}
+
+    def _definition(self, table: str, chart: XeroChart) -> Any:
+        key = (table, chart.tenant_id)
+        if key not in self._definitions:
+            gx = self._gx
+            suite = self._context.suites.add(gx.ExpectationSuite(name=f"{table}-{chart.tenant_id}"))
+            for rule in self._rules:
+                if rule.table == table:
+                    expectation = rule.expectation(chart)
+                    expectation.meta = {"rule": rule.name}
+                    suite.add_expectation(expectation)
+            self._definitions[key] = self._context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{table}-{chart.tenant_id}", data=self._batches[table], suite=suite)
+            )
+        return self._definitions[key]
+
+    def validate(self, headers: pd.DataFrame, lines: pd.DataFrame, chart: XeroChart) -> list[ValidationIssue]:
+        """Every issue found in this batch of invoices, one per failing invoice (or line) and rule."""
+        issues: list[ValidationIssue] = []
+        for table, frame, keys in (
+            ("header", headers, ["invoice_id"]),
+            ("line", lines, ["invoice_id", "line_no"]),
+        ):
+            if frame.empty:
+                continue
+            frame = frame.reset_index(drop=True)
+            result = self._definition(table, chart).run(
+                batch_parameters={"dataframe": frame},
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
+            )
+            issues.extend(self._issues(table, frame, result, chart))
+        return issues
+
+    def _issues(self, table: str, frame: pd.DataFrame, result: Any, chart: XeroChart) -> Iterable[ValidationIssue]:
+        by_name = {rule.name: rule for rule in self._rules}
+        indexed = frame.set_index(["invoice_id", "line_no"] if table == "line" else ["invoice_id"], drop=False)
+        for outcome in result.results:
+            if outcome.success:
+                continue
+            rule = by_name[outcome.expectation_config.meta["rule"]]
+            for index in outcome.result.get("unexpected_index_list") or []:
+                invoice_id = int(index["invoice_id"])
+                line_no = int(index["line_no"]) if table == "line" else None
+                row = indexed.loc[(invoice_id, line_no) if line_no is not None else invoice_id]
+                if isinstance(row, pd.DataFrame):  # duplicate keys cannot happen, but never index blindly
+                    row = row.iloc[0]
+                yield ValidationIssue(invoice_id, line_no, rule.name, rule.message(row.to_dict(), chart))
+
+
+def header_frame(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=HEADER_COLUMNS)
+    frame["invoice_date"] = pd.to_datetime(frame["invoice_date"])
+    frame["due_date"] = pd.to_datetime(frame["due_date"])
+    frame["line_count"] = frame["line_count"].astype("int64")
+    return frame
+
+
+def line_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=LINE_COLUMNS)

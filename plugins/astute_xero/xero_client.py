@@ -1,0 +1,330 @@
+"""The Xero Accounting API, through the official xero-python SDK, made safe to run unattended.
+
+What the SDK does not do for us (see shared FACTS): it retries 429s and
+re-sends PUTs inside urllib3, has no timeout by default, shares one token
+object per process and refreshes without locking. Here every client has its
+own retry-free pool and real timeouts, reads its access token from the shared
+TokenStore, and turns each HTTP exchange into an ApiCall record for api_log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import urllib3
+from xero_python.accounting import AccountingApi, Contact, Contacts, Invoice, Invoices
+from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client.oauth2 import OAuth2Token
+from xero_python.exceptions import ApiException, HTTPStatusException, OpenApiException
+
+from astute_xero.validation import XeroChart
+from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 120  # a chunk of 100 invoices can take Xero tens of seconds
+MAX_MINUTE_LIMIT_WAIT_S = 65  # longer Retry-After values mean a daily limit: never sleep on those
+MAX_ATTEMPTS = 5
+RATE_LIMIT_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
+
+T = TypeVar("T")
+
+
+@dataclass
+class ApiCall:
+    """One HTTP exchange with Xero, as api_log records it. Holds no token and no secret."""
+
+    method: str
+    endpoint: str
+    tenant_id: str | None
+    started_at: dt.datetime
+    duration_ms: int = 0
+    http_status: int | None = None
+    idempotency_key: str | None = None
+    rate_limits: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+class XeroCallError(RuntimeError):
+    """A call that did not succeed. `outcome_known` is False when Xero may have acted anyway."""
+
+    def __init__(self, message: str, call: ApiCall, *, outcome_known: bool):
+        super().__init__(message)
+        self.call = call
+        self.outcome_known = outcome_known
+
+
+class DailyLimitReached(XeroCallError):
+    """The organisation's daily call budget is spent: stop exporting to it until tomorrow."""
+
+
+def harden(api_client: ApiClient) -> ApiClient:
+    """No hidden retries: a PUT is never re-sent behind our back, a 429 never slept on in urllib3."""
+    api_client.rest_client.pool_manager = urllib3.PoolManager(num_pools=4, maxsize=8, retries=False)
+    return api_client
+
+
+class XeroClient:
+    """Calls to one Xero connection. Every method returns its ApiCall; failures raise XeroCallError."""
+
+    def __init__(
+        self,
+        settings: XeroConnectionSettings,
+        tokens: TokenStore,
+        *,
+        on_retried_call: Callable[[ApiCall], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._settings = settings
+        self._tokens = tokens
+        self._token = tokens.access_token()
+        self._on_retried_call = on_retried_call or (lambda call: None)
+        self._sleep = sleep
+        oauth2 = OAuth2Token(client_id=settings.client_id, client_secret=settings.client_secret)
+        # Configuration() is a per-process singleton in the SDK: give this client its own token object.
+        configuration = Configuration(oauth2_token=oauth2)
+        configuration.oauth2_token = oauth2
+        self._api_client = harden(
+            ApiClient(
+                configuration,
+                oauth2_token_getter=self._sdk_token,
+                oauth2_token_saver=self._refuse_sdk_refresh,
+            )
+        )
+        self._accounting = AccountingApi(self._api_client, base_url=settings.accounting_base_url)
+
+    # --- tokens -------------------------------------------------------------------------
+    def _sdk_token(self) -> dict[str, Any]:
+        # No refresh_token here: the SDK must never refresh by itself (the TokenStore does, under a lock).
+        return {
+            "access_token": self._token.value,
+            "scope": self._token.scope.split(),
+            "expires_in": 1800,
+            "token_type": "Bearer",
+            "expires_at": self._token.expires_at.timestamp(),
+        }
+
+    def _refuse_sdk_refresh(self, token: dict[str, Any]) -> None:
+        raise RuntimeError("xero-python tried to refresh a token by itself; the TokenStore owns refreshes")
+
+    # --- the calls ---------------------------------------------------------------------
+    def create_invoices(self, tenant_id: str, invoices: Sequence[Invoice], idempotency_key: str) -> tuple[list[Invoice], ApiCall]:
+        result, call = self._invoke(
+            "PUT",
+            "Invoices",
+            tenant_id,
+            lambda **kw: self._accounting.create_invoices(
+                tenant_id,
+                Invoices(invoices=list(invoices)),
+                summarize_errors=False,
+                unitdp=4,
+                idempotency_key=idempotency_key,
+                **kw,
+            ),
+            idempotency_key=idempotency_key,
+        )
+        return list(result.invoices or []), call
+
+    def invoices_by_number(self, tenant_id: str, numbers: Sequence[str]) -> tuple[list[Invoice], ApiCall]:
+        result, call = self._invoke(
+            "GET",
+            "Invoices",
+            tenant_id,
+            lambda **kw: self._accounting.get_invoices(
+                tenant_id, invoice_numbers=list(numbers), unitdp=4, summary_only=False, page_size=1000, **kw
+            ),
+        )
+        return list(result.invoices or []), call
+
+    def contacts_named(self, tenant_id: str, names: Sequence[str]) -> tuple[list[Contact], ApiCall]:
+        """Active Contacts whose Name matches one of `names` (Xero matches case- and accent-insensitively)."""
+        where = " OR ".join(f'Name=="{escape_where_string(name)}"' for name in names)
+        result, call = self._invoke(
+            "GET",
+            "Contacts",
+            tenant_id,
+            lambda **kw: self._accounting.get_contacts(tenant_id, where=where, page_size=1000, **kw),
+        )
+        return list(result.contacts or []), call
+
+    def create_contacts(self, tenant_id: str, names: Sequence[str], idempotency_key: str) -> tuple[list[Contact], ApiCall]:
+        result, call = self._invoke(
+            "PUT",
+            "Contacts",
+            tenant_id,
+            lambda **kw: self._accounting.create_contacts(
+                tenant_id,
+                Contacts(contacts=[Contact(name=name) for name in names]),
+                summarize_errors=False,
+                idempotency_key=idempotency_key,
+                **kw,
+            ),
+            idempotency_key=idempotency_key,
+        )
+        return list(result.contacts or []), call
+
+    def chart(self, tenant_id: str, organisation_name: str) -> tuple[XeroChart, list[ApiCall]]:
+        """What the organisation accepts on an invoice line and header."""
+        accounts, accounts_call = self._invoke(
+            "GET", "Accounts", tenant_id, lambda **kw: self._accounting.get_accounts(tenant_id, **kw)
+        )
+        tax_rates, tax_call = self._invoke(
+            "GET", "TaxRates", tenant_id, lambda **kw: self._accounting.get_tax_rates(tenant_id, **kw)
+        )
+        currencies, currency_call = self._invoke(
+            "GET", "Currencies", tenant_id, lambda **kw: self._accounting.get_currencies(tenant_id, **kw)
+        )
+        chart = XeroChart(
+            tenant_id=tenant_id,
+            organisation_name=organisation_name,
+            account_codes=frozenset(
+                a.code for a in accounts.accounts or [] if a.code and _enum_value(a.status) == "ACTIVE"
+            ),
+            tax_types=frozenset(
+                t.tax_type for t in tax_rates.tax_rates or [] if t.tax_type and _enum_value(t.status) != "DELETED"
+            ),
+            currencies=frozenset(_enum_value(c.code) for c in currencies.currencies or [] if c.code),
+        )
+        return chart, [accounts_call, tax_call, currency_call]
+
+    # --- one exchange, with the only retries we allow ------------------------------------
+    def _invoke(
+        self,
+        method: str,
+        endpoint: str,
+        tenant_id: str,
+        send: Callable[..., tuple[T, int, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> tuple[T, ApiCall]:
+        """Send, retrying only what is safe: a minute-limit 429 (after Retry-After) and a 401 (after a refresh).
+
+        Neither retry can duplicate anything: Xero did not act on a 429 or a 401.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc), idempotency_key=idempotency_key)
+            started = time.monotonic()
+            try:
+                data, status, headers = send(
+                    _return_http_data_only=False, _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+                )
+                call.http_status = status
+                call.rate_limits = _rate_limits(headers)
+                return data, call
+            except HTTPStatusException as error:
+                call.http_status = error.status if isinstance(error.status, int) else error.http_resp.status
+                call.rate_limits = _rate_limits(error.headers)
+                wait = self._retry_wait(error, call, attempt)
+                if wait is None:
+                    raise self._failure(error, call) from None
+                self._on_retried_call(call)
+                self._sleep(wait)
+            except (urllib3.exceptions.HTTPError, OSError) as error:
+                call.error = f"no answer from Xero: {type(error).__name__}"
+                raise XeroCallError(call.error, call, outcome_known=method == "GET") from None
+            except OpenApiException as error:  # e.g. an answer the SDK could not read
+                call.error = f"unreadable answer from Xero: {type(error).__name__}"
+                raise XeroCallError(call.error, call, outcome_known=False) from None
+            finally:
+                call.duration_ms = int((time.monotonic() - started) * 1000)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_wait(self, error: HTTPStatusException, call: ApiCall, attempt: int) -> float | None:
+        if attempt >= MAX_ATTEMPTS:
+            return None
+        if call.http_status == 401:
+            call.error = "access token refused (401); refreshed and retried"
+            self._token = self._tokens.access_token(force_refresh=True, rejected=self._token.value)
+            return 0.0
+        if call.http_status == 429:
+            headers = error.headers or {}
+            problem = str(headers.get("X-Rate-Limit-Problem", "")).lower()
+            retry_after = _int_header(headers, "Retry-After")
+            call.error = f"rate limited ({problem or 'unknown'} limit)"
+            if problem == "day" or (retry_after or 0) > MAX_MINUTE_LIMIT_WAIT_S:
+                return None
+            return float(retry_after if retry_after is not None else 1)
+        return None
+
+    def _failure(self, error: HTTPStatusException, call: ApiCall) -> XeroCallError:
+        headers = error.headers or {}
+        if call.http_status == 429:
+            retry_after = _int_header(headers, "Retry-After")
+            message = (
+                f"Xero's daily API limit for organisation {call.tenant_id} is spent"
+                + (f" (it resets in about {retry_after // 3600} h {retry_after % 3600 // 60} min)" if retry_after else "")
+                + "; the rest of this organisation's invoices are left for the next run."
+            )
+            call.error = message
+            return DailyLimitReached(message, call, outcome_known=True)
+        detail = _xero_message(error.body)
+        call.error = f"HTTP {call.http_status}: {detail}" if detail else f"HTTP {call.http_status}"
+        # 5xx: Xero may have acted before failing. 4xx: it refused the request as a whole.
+        outcome_known = call.http_status is not None and call.http_status < 500
+        return XeroCallError(call.error, call, outcome_known=outcome_known)
+
+
+def escape_where_string(value: str) -> str:
+    """A string literal inside Xero's `where` filter: backslashes and double quotes escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    try:
+        return int(headers.get(name))
+    except (TypeError, ValueError):
+        return None
+
+
+def _rate_limits(headers: Any) -> dict[str, int]:
+    if not headers:
+        return {}
+    limits = {}
+    for name in RATE_LIMIT_HEADERS:
+        value = _int_header(headers, name)
+        if value is not None:
+            limits[name] = value
+    return limits
+
+
+def _xero_message(body: bytes | None) -> str:
+    """Xero's own words from an error body, whatever its shape; never the raw body (it may be HTML)."""
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    messages = [
+        error.get("Message")
+        for element in data.get("Elements") or []
+        for error in element.get("ValidationErrors") or []
+        if isinstance(error, dict)
+    ]
+    parts = [data.get("Message") or data.get("Detail") or data.get("Title") or data.get("error") or ""]
+    parts.extend(m for m in messages if m)
+    return "; ".join(p for p in parts if p)[:2000]
+
+
+__all__ = [
+    "ApiCall",
+    "ApiException",
+    "DailyLimitReached",
+    "XeroCallError",
+    "XeroClient",
+    "escape_where_string",
+    "harden",
+]
