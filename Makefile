@@ -27,3 +27,6 @@ test: $(INSTALLED)
 
 clean:
 	rm -rf .airflow .pgdata .pytest_cache
+
+bench: $(INSTALLED)
+	$(PY) -m devtools.bench

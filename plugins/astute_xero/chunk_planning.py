@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import psycopg
 
+from astute_xero import sync_state
 from astute_xero.chunk_export import ChunkKey
 from astute_xero.sql import load_sql
 
@@ -92,6 +93,7 @@ def plan_chunks(conn: psycopg.Connection, run_id: int, tenants: list[tuple[str, 
             )
         conn.execute(load_sql("chunk_assign"), {"run_id": run_id})
         conn.execute(load_sql("run_count_chunks"), {"run_id": run_id, "chunks": len(chunk_rows)})
+    sync_state.refresh_work_list_statistics(conn)
     return [
         ChunkKey(run_id, tenant_id, chunk_no, allowed[tenant_id], labels[tenant_id])
         for run_id, tenant_id, chunk_no, _, _ in chunk_rows

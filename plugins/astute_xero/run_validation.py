@@ -72,4 +72,5 @@ def validate_run(conn: psycopg.Connection, client: XeroClient, run_id: int, vali
             after = invoice_ids[-1]
         log.info("organisation %s (%s): %d invoice(s) checked so far, %d held back", organisation, tenant_id, checked, held)
     conn.execute("UPDATE xero_sync.export_run SET invoices_held = %s WHERE run_id = %s", (held, run_id))
+    sync_state.refresh_work_list_statistics(conn)
     return ValidationSummary(checked, held, stopped)

@@ -80,7 +80,17 @@ def select_sent_invoices(conn: psycopg.Connection, run_id: int, scope: RunScope)
         )
         selected = cursor.rowcount
         conn.execute("UPDATE xero_sync.export_run SET invoices_selected = %s WHERE run_id = %s", (selected, run_id))
+    refresh_work_list_statistics(conn)
     return selected
+
+
+def refresh_work_list_statistics(conn: psycopg.Connection) -> None:
+    """After a bulk change of the work list (a million rows can change stage at once).
+
+    With stale statistics the planner believes no row is 'ready' (or in a chunk) and picks a nested
+    loop over a sequential scan: quadratic. ANALYZE samples, so it costs little at any size.
+    """
+    conn.execute("ANALYZE xero_sync.run_invoice")
 
 
 def exporting_tenants(conn: psycopg.Connection, run_id: int) -> list[tuple[str, str]]:

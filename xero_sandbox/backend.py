@@ -1,0 +1,162 @@
+"""The sandbox's state and rules, with no HTTP: tenants and their books,
+OAuth2 grants, rate limits, idempotency, faults, clock and request log."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+import threading
+from decimal import Decimal
+from typing import Any, Callable
+
+from .books import CREDIT_NOTE, INVOICE, Ledger
+from .faults import FaultSwitches
+from .identity import DEFAULT_SCOPE, IdentityStore
+from .limits import IdempotencyCache, RateLimiter
+from .records import Account, Clock, Limits, RequestRecord, TaxRate, Tenant, new_id
+
+DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
+    {"code": "090", "name": "Business Bank Account", "type": "BANK", "tax_type": "BASEXCLUDED"},
+    {"code": "200", "name": "Sales", "type": "REVENUE", "tax_type": "OUTPUT"},
+    {"code": "260", "name": "Other Revenue", "type": "REVENUE", "tax_type": "OUTPUT"},
+    {"code": "270", "name": "Interest Income", "type": "REVENUE", "tax_type": "EXEMPTOUTPUT"},
+    {"code": "310", "name": "Cost of Goods Sold", "type": "DIRECTCOSTS", "tax_type": "BASEXCLUDED"},
+    {"code": "400", "name": "Advertising", "type": "OVERHEADS", "tax_type": "BASEXCLUDED"},
+    {"code": "610", "name": "Accounts Receivable", "type": "CURRENT", "tax_type": "BASEXCLUDED"},
+    {"code": "820", "name": "GST", "type": "CURRLIAB", "tax_type": "BASEXCLUDED"},
+]
+DEFAULT_TAX_RATES: list[dict[str, Any]] = [
+    {"tax_type": "OUTPUT", "name": "GST on Income", "rate": Decimal("10")},
+    {"tax_type": "EXEMPTOUTPUT", "name": "GST Free Income", "rate": Decimal("0")},
+    {"tax_type": "BASEXCLUDED", "name": "BAS Excluded", "rate": Decimal("0")},
+]
+
+
+class SandboxBackend:
+    """Everything the fake Xero knows. Safe to share between server threads:
+    record-changing operations run under ``lock``."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock if isinstance(clock, Clock) else Clock(clock) if clock else Clock()
+        self.limits = Limits()
+        self.lock = threading.RLock()
+        self.identity = IdentityStore(self.clock, self.limits)
+        self.rate_limiter = RateLimiter(self.clock, self.limits)
+        self.idempotency = IdempotencyCache(self.clock, self.limits)
+        self.faults = FaultSwitches(self.identity.expire_access_tokens)
+        self.tenants: dict[str, Tenant] = {}
+        self._requests: list[RequestRecord] = []
+        self._requests_lock = threading.Lock()
+
+    # ------------------------------------------------------------ lifecycle
+    def reset(self) -> None:
+        """Forget apps, tenants, tokens, data, faults, counters and the request
+        log; limits go back to Xero's defaults and the clock stops being advanced."""
+        with self.lock:
+            self.tenants.clear()
+            self.identity.reset()
+            self.rate_limiter.reset()
+            self.idempotency.reset()
+            self.faults.clear()
+            for f in dataclasses.fields(Limits):
+                setattr(self.limits, f.name, getattr(Limits(), f.name))
+            if isinstance(self.clock, Clock):
+                self.clock.reset()
+            with self._requests_lock:
+                self._requests.clear()
+
+    def advance(self, seconds: float) -> None:
+        """Move the sandbox clock forward (expire tokens, roll windows)."""
+        self.clock.advance(seconds)
+
+    # ------------------------------------------------------------ set-up
+    def register_app(self, client_id: str, client_secret: str, custom_tenant_id: str | None = None) -> None:
+        """``custom_tenant_id`` makes it a custom connection (client_credentials grant)."""
+        self.identity.register_app(client_id, client_secret, custom_tenant_id)
+
+    def add_tenant(self, name: str, tenant_id: str | None = None, base_currency: str = "AUD",
+                   currencies: list[str] | None = None, accounts: list[dict[str, Any]] | None = None,
+                   tax_rates: list[dict[str, Any]] | None = None) -> str:
+        tenant_id = (tenant_id or new_id()).lower()
+        subscribed = [base_currency.upper()] + [c.upper() for c in currencies or [] if c.upper() != base_currency.upper()]
+        chart = {a["code"]: Account(code=str(a["code"]), name=a.get("name", str(a["code"])), type=a.get("type", "REVENUE"),
+                                    tax_type=a.get("tax_type"), status=a.get("status", "ACTIVE"))
+                 for a in (accounts if accounts is not None else DEFAULT_ACCOUNTS)}
+        rates = {r["tax_type"]: TaxRate(r["tax_type"], r.get("name", r["tax_type"]), Decimal(str(r.get("rate", 0))))
+                 for r in (tax_rates if tax_rates is not None else DEFAULT_TAX_RATES)}
+        with self.lock:
+            self.tenants[tenant_id] = Tenant(
+                tenant_id=tenant_id, name=name, base_currency=base_currency.upper(), currencies=subscribed,
+                accounts=chart, tax_rates=rates, created=self.clock(), short_code="!" + secrets.token_hex(3),
+            )
+        return tenant_id
+
+    def authorise(self, client_id: str, tenant_ids: list[str], scope: str = DEFAULT_SCOPE) -> str:
+        """A user consents to ``tenant_ids``: returns the first refresh token of a new chain."""
+        with self.lock:
+            missing = [t for t in tenant_ids if t.lower() not in self.tenants]
+            if missing:
+                raise KeyError(f"unknown tenants: {missing}")
+        return self.identity.authorise(client_id, [t.lower() for t in tenant_ids], scope)
+
+    def add_contact(self, tenant_id: str, name: str, status: str = "ACTIVE",
+                    merged_to_contact_id: str | None = None) -> str:
+        """Seed a contact directly (no uniqueness check, so tests can build odd states)."""
+        with self.lock:
+            return self.ledger(tenant_id).add_contact(name, status, merged_to_contact_id)
+
+    def seed_invoice(self, tenant_id: str, contact_id: str, invoice_number: str | None = None, *,
+                     amount: Decimal | str | int = Decimal("100.00"), status: str = "AUTHORISED",
+                     date: dt.date | None = None, due_date: dt.date | None = None,
+                     currency_code: str | None = None, account_code: str | None = None,
+                     description: str = "Seeded invoice") -> str:
+        """An ACCREC invoice already in Xero (e.g. keyed in by hand), created
+        through the same rules as the API; one line of ``amount`` (tax exclusive)."""
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            code = account_code or next((a.code for a in ledger.t.accounts.values() if a.type in ("REVENUE", "SALES")),
+                                        next(iter(ledger.t.accounts), None))
+            payload: dict[str, Any] = {
+                "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "Status": status,
+                "LineItems": [{"Description": description, "Quantity": 1, "UnitAmount": Decimal(str(amount)),
+                               **({"AccountCode": code} if code else {})}],
+            }
+            for key, value in (("InvoiceNumber", invoice_number), ("CurrencyCode", currency_code),
+                               ("Date", date.isoformat() if date else None),
+                               ("DueDate", due_date.isoformat() if due_date else None)):
+                if value is not None:
+                    payload[key] = value
+            (result,) = ledger.save_documents(INVOICE, [payload], allow_update=False, unitdp=2)
+            if not result.ok:
+                raise ValueError("; ".join(result.messages))
+            return str(result.wire["InvoiceID"])
+
+    # ------------------------------------------------------------ inspection
+    def ledger(self, tenant_id: str) -> Ledger:
+        return Ledger(self.tenants[tenant_id.lower()], self.clock)
+
+    def contacts(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            return [ledger.render_contact(c) for c in ledger.find_contacts(None, True, None, None)]
+
+    def invoices(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            return [ledger.render_document(d) for d in ledger.find_documents(INVOICE)]
+
+    def credit_notes(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            return [ledger.render_document(d) for d in ledger.find_documents(CREDIT_NOTE)]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request handled so far, in arrival order of completion."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def record_request(self, record: RequestRecord) -> None:
+        with self._requests_lock:
+            self._requests.append(record)

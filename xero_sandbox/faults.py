@@ -1,0 +1,112 @@
+"""Fault switches: tests arm them to make the sandbox misbehave the way the
+real service and network do, and read ``injected`` to report what happened."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class _Rule:
+    kind: str  # "fail_next" | "drop_after_commit" | "rate_limit_next"
+    remaining: int
+    path_prefix: str | None
+    method: str | None
+    status: int = 503
+    problem: str = "minute"
+    retry_after: int | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return self.path_prefix is None or path.lower().startswith(self.path_prefix.lower())
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What an armed rule asks the API layer to do to one request."""
+
+    kind: str
+    status: int = 503
+    problem: str = "minute"
+    retry_after: int | None = None
+
+
+class FaultSwitches:
+    """Thread-safe; each rule is consumed once per matching request."""
+
+    def __init__(self, expire_tokens: Callable[[], int]) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+        self._latency: list[tuple[float, str | None]] = []
+        self._expire_tokens = expire_tokens
+        self._injected: dict[str, int] = {}
+
+    # ------------------------------------------------------------ arming
+    def fail_next(self, n: int = 1, status: int = 503, path_prefix: str | None = "/api.xro/2.0/Invoices",
+                  method: str | None = "PUT") -> None:
+        """Answer the next ``n`` matching requests with ``status``, doing nothing."""
+        self._arm(_Rule("fail_next", n, path_prefix, method, status=status))
+
+    def drop_after_commit_next(self, n: int = 1, path_prefix: str | None = "/api.xro/2.0/Invoices",
+                               method: str | None = "PUT") -> None:
+        """Act on the next ``n`` matching requests, then close the socket unanswered."""
+        self._arm(_Rule("drop_after_commit", n, path_prefix, method))
+
+    def rate_limit_next(self, n: int = 1, problem: str = "minute", retry_after: int | None = 1,
+                        path_prefix: str | None = "/api.xro/2.0", method: str | None = None) -> None:
+        """Answer 429 (``X-Rate-Limit-Problem: problem``) to the next ``n`` matching accounting calls."""
+        self._arm(_Rule("rate_limit_next", n, path_prefix, method, problem=problem, retry_after=retry_after))
+
+    def latency(self, seconds: float, path_prefix: str | None = None) -> None:
+        """Sleep ``seconds`` before answering matching requests until cleared
+        (``seconds=0`` removes the delay for that prefix)."""
+        with self._lock:
+            self._latency = [(s, p) for s, p in self._latency if p != path_prefix]
+            if seconds > 0:
+                self._latency.append((seconds, path_prefix))
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far is expired as of now."""
+        self._expire_tokens()
+        self._count("expire_access_tokens")
+
+    def clear(self) -> None:
+        """Disarm everything and zero the counters."""
+        with self._lock:
+            self._rules.clear()
+            self._latency.clear()
+            self._injected.clear()
+
+    @property
+    def injected(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._injected)
+
+    # ------------------------------------------------------------ consuming
+    def take(self, kind: str, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind == kind and rule.remaining > 0 and rule.matches(method, path):
+                    rule.remaining -= 1
+                    self._injected[kind] = self._injected.get(kind, 0) + 1
+                    return Fault(kind, rule.status, rule.problem, rule.retry_after)
+            return None
+
+    def delay_for(self, path: str) -> float:
+        with self._lock:
+            delays = [s for s, p in self._latency if p is None or path.lower().startswith(p.lower())]
+            if delays:
+                self._injected["latency"] = self._injected.get("latency", 0) + 1
+            return max(delays, default=0.0)
+
+    def _arm(self, rule: _Rule) -> None:
+        with self._lock:
+            self._rules = [r for r in self._rules if r.remaining > 0]
+            self._rules.append(rule)
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self._injected[kind] = self._injected.get(kind, 0) + 1

@@ -1,0 +1,160 @@
+"""Rate limits and idempotency: Xero's per-tenant fixed windows, concurrency
+cap, app-wide minute window, and the short-lived Idempotency-Key cache."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .records import Limits
+
+
+@dataclass
+class _Window:
+    start: float = 0.0
+    count: int = 0
+
+    def roll(self, now: float, length: float) -> None:
+        if now >= self.start + length:
+            self.start, self.count = now, 0
+
+    def retry_after(self, now: float, length: float) -> int:
+        return max(1, math.ceil(self.start + length - now))
+
+
+@dataclass
+class _TenantUsage:
+    minute: _Window = field(default_factory=_Window)
+    day: _Window = field(default_factory=_Window)
+    in_flight: int = 0
+
+
+@dataclass
+class Admission:
+    """The limiter's verdict. When refused, ``problem`` names the limit."""
+
+    admitted: bool
+    headers: dict[str, str]
+    problem: str | None = None
+    retry_after: int | None = None
+
+
+class RateLimiter:
+    MINUTE = 60.0
+    DAY = 86400.0
+
+    def __init__(self, clock: Callable[[], float], limits: Limits) -> None:
+        self._clock = clock
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._tenants: dict[str, _TenantUsage] = {}
+        self._apps: dict[str, _Window] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tenants.clear()
+            self._apps.clear()
+
+    def acquire(self, tenant_id: str, client_id: str) -> Admission:
+        """Count one call and take a concurrency slot, or refuse with the
+        limit that was hit. Refused calls are not counted."""
+        with self._lock:
+            now = self._clock()
+            usage = self._tenants.setdefault(tenant_id, _TenantUsage())
+            app = self._apps.setdefault(client_id, _Window())
+            usage.minute.roll(now, self.MINUTE)
+            usage.day.roll(now, self.DAY)
+            app.roll(now, self.MINUTE)
+            lim = self._limits
+            refusal: tuple[str, int | None] | None = None
+            if usage.in_flight >= lim.concurrent:
+                refusal = ("concurrent", None)
+            elif usage.day.count >= lim.per_day:
+                refusal = ("day", usage.day.retry_after(now, self.DAY))
+            elif usage.minute.count >= lim.per_minute:
+                refusal = ("minute", usage.minute.retry_after(now, self.MINUTE))
+            elif app.count >= lim.app_per_minute:
+                refusal = ("appminute", app.retry_after(now, self.MINUTE))
+            if refusal is None:
+                usage.minute.count += 1
+                usage.day.count += 1
+                app.count += 1
+                usage.in_flight += 1
+            headers = self._headers(usage, app)
+            if refusal is None:
+                return Admission(True, headers)
+            return Admission(False, headers, refusal[0], refusal[1])
+
+    def release(self, tenant_id: str) -> None:
+        with self._lock:
+            usage = self._tenants.get(tenant_id)
+            if usage and usage.in_flight > 0:
+                usage.in_flight -= 1
+
+    def headers(self, tenant_id: str, client_id: str) -> dict[str, str]:
+        with self._lock:
+            now = self._clock()
+            usage = self._tenants.setdefault(tenant_id, _TenantUsage())
+            app = self._apps.setdefault(client_id, _Window())
+            usage.minute.roll(now, self.MINUTE)
+            usage.day.roll(now, self.DAY)
+            app.roll(now, self.MINUTE)
+            return self._headers(usage, app)
+
+    def _headers(self, usage: _TenantUsage, app: _Window) -> dict[str, str]:
+        lim = self._limits
+        return {
+            "X-DayLimit-Remaining": str(max(0, lim.per_day - usage.day.count)),
+            "X-MinLimit-Remaining": str(max(0, lim.per_minute - usage.minute.count)),
+            "X-AppMinLimit-Remaining": str(max(0, lim.app_per_minute - app.count)),
+        }
+
+
+@dataclass
+class StoredAnswer:
+    fingerprint: str
+    status: int
+    body: bytes
+    content_type: str | None
+    stored_at: float
+
+
+class IdempotencyCache:
+    """Answers kept per (tenant, key) for ``idempotency_ttl_s`` seconds."""
+
+    MAX_KEY_LENGTH = 128
+
+    def __init__(self, clock: Callable[[], float], limits: Limits) -> None:
+        self._clock = clock
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str], StoredAnswer] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._answers.clear()
+
+    @staticmethod
+    def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
+        """The same key is only a replay when method, target and body agree."""
+        digest = hashlib.sha256()
+        for part in (method.upper().encode(), path.lower().encode(), query.encode(), body):
+            digest.update(len(part).to_bytes(8, "big"))
+            digest.update(part)
+        return digest.hexdigest()
+
+    def lookup(self, tenant_id: str, key: str) -> StoredAnswer | None:
+        with self._lock:
+            answer = self._answers.get((tenant_id, key))
+            if answer and self._clock() - answer.stored_at > self._limits.idempotency_ttl_s:
+                del self._answers[(tenant_id, key)]
+                return None
+            return answer
+
+    def store(self, tenant_id: str, key: str, fingerprint: str, status: int, body: bytes,
+              content_type: str | None) -> None:
+        with self._lock:
+            self._answers[(tenant_id, key)] = StoredAnswer(fingerprint, status, body, content_type, self._clock())

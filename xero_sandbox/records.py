@@ -1,0 +1,224 @@
+"""Plain records the backend keeps. No behaviour beyond small conveniences:
+the rules live in ``books.py`` (accounting) and ``identity.py`` (OAuth2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Limits:
+    """Xero's published limits; mutable so a test can shrink them."""
+
+    per_minute: int = 60
+    per_day: int = 5000
+    concurrent: int = 5
+    app_per_minute: int = 10000
+    body_limit_bytes: int = 3_500_000
+    access_token_ttl_s: int = 1800
+    refresh_grace_s: int = 1800
+    idempotency_ttl_s: int = 360
+    # An unused refresh token dies after 60 days.
+    refresh_token_ttl_s: int = 60 * 24 * 3600
+    # Xero fails one of two refreshes of the same token arriving together. Set
+    # this > 0 to reproduce: a reuse of a rotated token within this many seconds
+    # of its first use is refused with invalid_grant (0 = grace always applies).
+    refresh_race_window_s: float = 0.0
+
+
+class Clock:
+    """Injectable time source. ``advance`` lets tests expire tokens and roll
+    rate-limit windows without sleeping."""
+
+    def __init__(self, source: Callable[[], float] = time.time) -> None:
+        self._source = source
+        self._offset = 0.0
+
+    def __call__(self) -> float:
+        return self._source() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+    def reset(self) -> None:
+        self._offset = 0.0
+
+
+@dataclass
+class RequestRecord:
+    """One handled HTTP request, for assertions and API-log comparisons."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int | None = None
+    tenant_id: str | None = None
+    idempotency_key: str | None = None
+    body_size: int = 0
+    started: float = 0.0
+    ended: float = 0.0
+    client_id: str | None = None
+    fault: str | None = None  # which injected fault, if any, shaped this answer
+    replayed: bool = False  # answered from the idempotency cache
+    dropped: bool = False  # connection closed without a response
+
+
+@dataclass
+class App:
+    client_id: str
+    client_secret: str
+    custom_tenant_id: str | None = None  # set for custom connections (client_credentials)
+
+
+@dataclass
+class Account:
+    code: str
+    name: str
+    type: str
+    tax_type: str | None
+    account_id: str = field(default_factory=new_id)
+    status: str = "ACTIVE"
+
+
+@dataclass
+class TaxRate:
+    tax_type: str
+    name: str
+    rate: Decimal
+
+
+@dataclass
+class Contact:
+    contact_id: str
+    name: str
+    status: str = "ACTIVE"
+    merged_to_contact_id: str | None = None
+    email_address: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    contact_number: str | None = None
+    account_number: str | None = None
+    updated: float = 0.0
+
+
+@dataclass
+class LineItem:
+    line_item_id: str
+    description: str | None
+    quantity: Decimal
+    unit_amount: Decimal
+    account_code: str | None
+    tax_type: str | None
+    line_amount: Decimal
+    tax_amount: Decimal
+    item_code: str | None = None
+    discount_rate: Decimal | None = None
+
+
+@dataclass
+class AllocationRecord:
+    allocation_id: str
+    credit_note_id: str
+    invoice_id: str
+    amount: Decimal
+    date: dt.date
+
+
+@dataclass
+class Document:
+    """An invoice or a credit note: Xero computes both the same way."""
+
+    kind: str  # "invoice" | "credit_note"
+    doc_id: str
+    type: str
+    contact_id: str
+    number: str | None
+    reference: str | None
+    date: dt.date
+    due_date: dt.date | None
+    status: str
+    line_amount_types: str
+    currency_code: str
+    currency_rate: Decimal
+    line_items: list[LineItem]
+    sub_total: Decimal
+    total_tax: Decimal
+    total: Decimal
+    updated: float
+    url: str | None = None
+    amount_paid: Decimal = Decimal("0.00")
+    amount_credited: Decimal = Decimal("0.00")  # invoices: credit notes applied
+    allocated: Decimal = Decimal("0.00")  # credit notes: credit used up
+    allocation_ids: list[str] = field(default_factory=list)
+    fully_paid_on: dt.date | None = None
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.total - self.amount_paid - self.amount_credited
+
+    @property
+    def remaining_credit(self) -> Decimal:
+        return self.total - self.allocated
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    name: str
+    base_currency: str
+    currencies: list[str]
+    accounts: dict[str, Account]
+    tax_rates: dict[str, TaxRate]
+    created: float
+    short_code: str
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    documents: dict[str, Document] = field(default_factory=dict)  # invoices + credit notes
+    allocations: dict[str, AllocationRecord] = field(default_factory=dict)
+    invoice_seq: int = 0
+    credit_note_seq: int = 0
+
+
+@dataclass
+class Connection:
+    """An app's link to one tenant, as GET /connections lists it."""
+
+    connection_id: str
+    auth_event_id: str
+    tenant_id: str
+    created: float
+    updated: float
+
+
+@dataclass
+class RefreshGrant:
+    """One refresh token in a rotating chain."""
+
+    token: str
+    client_id: str
+    tenant_ids: list[str]
+    scope: str
+    auth_event_id: str
+    issued: float
+    parent: str | None = None
+    used_at: float | None = None  # first exchange; the grace window counts from here
+    children: list[str] = field(default_factory=list)
+    dead: bool = False
+
+
+@dataclass
+class AccessGrant:
+    token: str
+    client_id: str
+    tenant_ids: list[str]
+    scope: str
+    expires_at: float
+    auth_event_id: str
