@@ -96,12 +96,14 @@ def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) ->
 
     with conn.transaction():
         previous = dict(conn.execute(load_sql("chunk_export_state"), params).fetchall())
-        claimable = [i for i, status in previous.items() if status in (None, "failed", "reset", "sending")]
+        claimable = [
+            i for i, status in previous.items() if i in invoices and status in (None, "failed", "reset", "sending")
+        ]
         conn.execute(load_sql("chunk_claim"), {**params, "invoice_ids": claimable})
     skipped = len(previous) - len(claimable)  # exported meanwhile (another run): never sent again
 
     reconciled = _reconcile(conn, client, key, [invoices[i] for i in claimable if previous[i] == "sending"])
-    to_send = [invoices[i] for i in claimable if i in invoices and i not in reconciled]
+    to_send = [invoices[i] for i in claimable if i not in reconciled]
     if not to_send:
         _finish(conn, key)
         return ChunkResult(0, 0, len(reconciled), skipped)

@@ -21,7 +21,7 @@ import urllib3
 from xero_python.accounting import AccountingApi, Contact, Contacts, Invoice, Invoices
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
-from xero_python.exceptions import ApiException, HTTPStatusException, OpenApiException
+from xero_python.exceptions import HTTPStatusException, OpenApiException
 
 from astute_xero.validation import XeroChart
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings
@@ -318,13 +318,3 @@ def _xero_message(body: bytes | None) -> str:
     parts.extend(m for m in messages if m)
     return "; ".join(p for p in parts if p)[:2000]
 
-
-__all__ = [
-    "ApiCall",
-    "ApiException",
-    "DailyLimitReached",
-    "XeroCallError",
-    "XeroClient",
-    "escape_where_string",
-    "harden",
-]
