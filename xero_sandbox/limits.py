@@ -62,12 +62,8 @@ class RateLimiter:
         """Count one call and take a concurrency slot, or refuse with the
         limit that was hit. Refused calls are not counted."""
         with self._lock:
+            usage, app = self._current(tenant_id, client_id)
             now = self._clock()
-            usage = self._tenants.setdefault(tenant_id, _TenantUsage())
-            app = self._apps.setdefault(client_id, _Window())
-            usage.minute.roll(now, self.MINUTE)
-            usage.day.roll(now, self.DAY)
-            app.roll(now, self.MINUTE)
             lim = self._limits
             refusal: tuple[str, int | None] | None = None
             if usage.in_flight >= lim.concurrent:
@@ -96,13 +92,17 @@ class RateLimiter:
 
     def headers(self, tenant_id: str, client_id: str) -> dict[str, str]:
         with self._lock:
-            now = self._clock()
-            usage = self._tenants.setdefault(tenant_id, _TenantUsage())
-            app = self._apps.setdefault(client_id, _Window())
-            usage.minute.roll(now, self.MINUTE)
-            usage.day.roll(now, self.DAY)
-            app.roll(now, self.MINUTE)
-            return self._headers(usage, app)
+            return self._headers(*self._current(tenant_id, client_id))
+
+    def _current(self, tenant_id: str, client_id: str) -> tuple[_TenantUsage, _Window]:
+        """The tenant's and the app's usage, their fixed windows rolled to now. Call under the lock."""
+        now = self._clock()
+        usage = self._tenants.setdefault(tenant_id, _TenantUsage())
+        app = self._apps.setdefault(client_id, _Window())
+        usage.minute.roll(now, self.MINUTE)
+        usage.day.roll(now, self.DAY)
+        app.roll(now, self.MINUTE)
+        return usage, app
 
     def _headers(self, usage: _TenantUsage, app: _Window) -> dict[str, str]:
         lim = self._limits
