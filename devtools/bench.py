@@ -23,6 +23,7 @@ import psycopg
 from astute_xero import chunk_planning, contacts, run_validation, sync_state
 from astute_xero.chunk_export import export_chunk
 from astute_xero.migrations import apply_migrations
+from astute_xero.pacing import Pacer
 from astute_xero.validation import InvoiceValidator
 from astute_xero.xero_client import XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
@@ -81,7 +82,10 @@ def main() -> int:
 
     settings = XeroConnectionSettings("xero_default", app.client_id, app.client_secret, app.refresh_token,
                                       api_url=sandbox.url, identity_url=sandbox.url)
-    client = XeroClient(settings, TokenStore(lambda: psycopg.connect(url, autocommit=True), settings, refresh_with_sdk))
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(url, autocommit=True)
+
+    client = XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect))
     scope = sync_state.RunScope(None, None, dt.date(2026, 12, 31))
     phases: dict[str, float] = {}
     started = time.perf_counter()

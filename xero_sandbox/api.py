@@ -173,6 +173,10 @@ class SandboxApi:
         if faults.take("drop_after_commit", req.method, req.path) is not None:
             record.fault = "drop_after_commit"
             response.drop = True
+        hang = faults.take("hang_after_commit", req.method, req.path)
+        if hang is not None:
+            record.fault = "hang_after_commit"
+            self._sleep(hang.seconds)
         return response
 
     # ================================================================ identity

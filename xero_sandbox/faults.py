@@ -10,13 +10,14 @@ from typing import Callable
 
 @dataclass
 class _Rule:
-    kind: str  # "fail_next" | "drop_after_commit" | "rate_limit_next"
+    kind: str  # "fail_next" | "drop_after_commit" | "hang_after_commit" | "rate_limit_next"
     remaining: int
     path_prefix: str | None
     method: str | None
     status: int = 503
     problem: str = "minute"
     retry_after: int | None = None
+    seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -32,6 +33,7 @@ class Fault:
     status: int = 503
     problem: str = "minute"
     retry_after: int | None = None
+    seconds: float = 0.0
 
 
 class FaultSwitches:
@@ -54,6 +56,12 @@ class FaultSwitches:
                                method: str | None = "PUT") -> None:
         """Act on the next ``n`` matching requests, then close the socket unanswered."""
         self._arm(_Rule("drop_after_commit", n, path_prefix, method))
+
+    def hang_after_commit_next(self, seconds: float, n: int = 1, path_prefix: str | None = "/api.xro/2.0/Invoices",
+                               method: str | None = "PUT") -> None:
+        """Act on the next ``n`` matching requests, then wait ``seconds`` before answering: the window in
+        which a test kills the worker that is waiting for Xero's answer."""
+        self._arm(_Rule("hang_after_commit", n, path_prefix, method, seconds=seconds))
 
     def rate_limit_next(self, n: int = 1, problem: str = "minute", retry_after: int | None = 1,
                         path_prefix: str | None = "/api.xro/2.0", method: str | None = None) -> None:
@@ -92,7 +100,7 @@ class FaultSwitches:
                 if rule.kind == kind and rule.remaining > 0 and rule.matches(method, path):
                     rule.remaining -= 1
                     self._injected[kind] = self._injected.get(kind, 0) + 1
-                    return Fault(kind, rule.status, rule.problem, rule.retry_after)
+                    return Fault(kind, rule.status, rule.problem, rule.retry_after, rule.seconds)
             return None
 
     def delay_for(self, path: str) -> float:

@@ -14,6 +14,7 @@ import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook
 
+from astute_xero.pacing import Pacer
 from astute_xero.xero_client import ApiCall, XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
 
@@ -59,4 +60,4 @@ class XeroHook(BaseHook):
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
         settings = self.settings()
         tokens = TokenStore(astute_connection, settings, refresh_with_sdk)
-        return XeroClient(settings, tokens, on_retried_call=on_retried_call)
+        return XeroClient(settings, tokens, Pacer(astute_connection), on_retried_call=on_retried_call)

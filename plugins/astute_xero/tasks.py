@@ -83,15 +83,15 @@ def extract_sent_invoices(run_id: int) -> int:
 def validate_invoices(run_id: int) -> dict[str, int]:
     from astute_xero.validation import InvoiceValidator
 
-    with closing(astute_connection()) as conn:
-        result = run_validation.validate_run(conn, _xero_client(run_id), run_id, InvoiceValidator())
+    with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
+        result = run_validation.validate_run(conn, client, run_id, InvoiceValidator())
     log.info("export run %s: %d checked, %d held back by validation", run_id, result.checked, result.held)
     return dataclasses.asdict(result)
 
 
 def resolve_contacts(run_id: int) -> dict[str, int]:
-    with closing(astute_connection()) as conn:
-        result = contacts.resolve_contacts(conn, _xero_client(run_id), run_id)
+    with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
+        result = contacts.resolve_contacts(conn, client, run_id)
     return dataclasses.asdict(result)
 
 
@@ -108,8 +108,8 @@ def chunk_label(chunk: dict[str, Any]) -> str:
 
 def export_invoice_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     key = ChunkKey(**chunk)
-    with closing(astute_connection()) as conn:
-        result = export_chunk(conn, _xero_client(key.run_id), key)
+    with closing(astute_connection()) as conn, closing(_xero_client(key.run_id)) as client:
+        result = export_chunk(conn, client, key)
     log.info("%s: %s", key.label, result)
     return dataclasses.asdict(result)
 

@@ -23,6 +23,7 @@ from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
 
+from astute_xero.pacing import Pacer
 from astute_xero.validation import XeroChart
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings
 
@@ -78,15 +79,15 @@ class XeroClient:
         self,
         settings: XeroConnectionSettings,
         tokens: TokenStore,
+        pacer: Pacer,
         *,
         on_retried_call: Callable[[ApiCall], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ):
         self._settings = settings
         self._tokens = tokens
+        self._pacer = pacer
         self._token = tokens.access_token()
         self._on_retried_call = on_retried_call or (lambda call: None)
-        self._sleep = sleep
         oauth2 = OAuth2Token(client_id=settings.client_id, client_secret=settings.client_secret)
         # Configuration() is a per-process singleton in the SDK: give this client its own token object.
         configuration = Configuration(oauth2_token=oauth2)
@@ -99,6 +100,9 @@ class XeroClient:
             )
         )
         self._accounting = AccountingApi(self._api_client, base_url=settings.accounting_base_url)
+
+    def close(self) -> None:
+        self._pacer.close()
 
     # --- tokens -------------------------------------------------------------------------
     def _sdk_token(self) -> dict[str, Any]:
@@ -204,37 +208,48 @@ class XeroClient:
         *,
         idempotency_key: str | None = None,
     ) -> tuple[T, ApiCall]:
-        """Send, retrying only what is safe: a minute-limit 429 (after Retry-After) and a 401 (after a refresh).
-
-        Neither retry can duplicate anything: Xero did not act on a 429 or a 401.
+        """Send within the organisation's budget, retrying only what is safe: a minute-limit 429 (every
+        worker then waits out Retry-After) and a 401 (after a refresh). Neither retry can duplicate
+        anything: Xero did not act on a 429 or a 401.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc), idempotency_key=idempotency_key)
-            started = time.monotonic()
-            try:
-                data, status, headers = send(
-                    _return_http_data_only=False, _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
-                )
-                call.http_status = status
-                call.rate_limits = _rate_limits(headers)
+            with self._pacer.call(tenant_id):
+                data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
+            if error is None:
                 return data, call
-            except HTTPStatusException as error:
-                call.http_status = error.status if isinstance(error.status, int) else error.http_resp.status
-                call.rate_limits = _rate_limits(error.headers)
-                wait = self._retry_wait(error, call, attempt)
-                if wait is None:
-                    raise self._failure(error, call) from None
-                self._on_retried_call(call)
-                self._sleep(wait)
-            except (urllib3.exceptions.HTTPError, OSError) as error:
-                call.error = f"no answer from Xero: {type(error).__name__}"
-                raise XeroCallError(call.error, call, outcome_known=method == "GET") from None
-            except OpenApiException as error:  # e.g. an answer the SDK could not read
-                call.error = f"unreadable answer from Xero: {type(error).__name__}"
-                raise XeroCallError(call.error, call, outcome_known=False) from None
-            finally:
-                call.duration_ms = int((time.monotonic() - started) * 1000)
+            wait = self._retry_wait(error, call, attempt)
+            if wait is None:
+                raise self._failure(error, call) from None
+            self._on_retried_call(call)
+            if call.http_status == 429:
+                self._pacer.block(tenant_id, wait)  # every worker waits, not only this one
+            elif wait:
+                time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(
+        self, method: str, endpoint: str, tenant_id: str, send: Callable[..., tuple[T, int, Any]], idempotency_key: str | None
+    ) -> tuple[T | None, ApiCall, HTTPStatusException | None]:
+        """One HTTP exchange: its data, its ApiCall, or the HTTP error to decide on."""
+        call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc), idempotency_key=idempotency_key)
+        started = time.monotonic()
+        try:
+            data, status, headers = send(_return_http_data_only=False, _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            call.http_status = status
+            call.rate_limits = _rate_limits(headers)
+            return data, call, None
+        except HTTPStatusException as error:
+            call.http_status = error.status if isinstance(error.status, int) else error.http_resp.status
+            call.rate_limits = _rate_limits(error.headers)
+            return None, call, error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            call.error = f"no answer from Xero: {type(error).__name__}"
+            raise XeroCallError(call.error, call, outcome_known=method == "GET") from None
+        except OpenApiException as error:  # e.g. an answer the SDK could not read
+            call.error = f"unreadable answer from Xero: {type(error).__name__}"
+            raise XeroCallError(call.error, call, outcome_known=False) from None
+        finally:
+            call.duration_ms = int((time.monotonic() - started) * 1000)
 
     def _retry_wait(self, error: HTTPStatusException, call: ApiCall, attempt: int) -> float | None:
         if attempt >= MAX_ATTEMPTS:
@@ -243,6 +258,9 @@ class XeroClient:
             call.error = "access token refused (401); refreshed and retried"
             self._token = self._tokens.access_token(force_refresh=True, rejected=self._token.value)
             return 0.0
+        if call.method == "GET" and (call.http_status or 0) >= 500:
+            call.error = f"HTTP {call.http_status} on a read; retried"
+            return 0.5 * 2**attempt  # a read changes nothing in Xero: safe to repeat at once
         if call.http_status == 429:
             headers = error.headers or {}
             problem = str(headers.get("X-Rate-Limit-Problem", "")).lower()

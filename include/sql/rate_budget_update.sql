@@ -1,0 +1,3 @@
+UPDATE xero_sync.rate_budget
+SET window_started_at = %(window_started_at)s, calls = %(calls)s, blocked_until = %(blocked_until)s
+WHERE tenant_id = %(tenant_id)s;
