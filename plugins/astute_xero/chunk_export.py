@@ -13,6 +13,7 @@ the retry starts again at 1 and reconciles.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -25,13 +26,21 @@ from xero_python.accounting import Invoice
 from xero_python.api_client.serializer import serialize
 
 from astute_xero import sync_state
-from astute_xero.mapping import AstuteInvoice, AstuteLine, to_xero_invoice
+from astute_xero.mapping import (
+    AstuteInvoice,
+    AstuteLine,
+    Fingerprint,
+    fingerprint,
+    to_xero_invoice,
+    xero_fingerprint,
+)
 from astute_xero.sql import load_sql
 from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
 XERO_BODY_LIMIT_BYTES = 3_500_000
+CLOCK_SKEW = dt.timedelta(minutes=10)  # between our database's clock and Xero's
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,14 @@ class ChunkOutcomeUnknown(RuntimeError):
     """Xero may or may not have acted: the task must be retried, and the retry reconciles first."""
 
 
-def idempotency_key(tenant_id: str, body: dict[str, Any]) -> str:
-    digest = hashlib.sha256((tenant_id + json.dumps(body, sort_keys=True)).encode()).hexdigest()
+def idempotency_key(tenant_id: str, invoice_ids: list[int], body: dict[str, Any]) -> str:
+    """The same invoices with the same content give the same key, so a repeat is answered, not acted on.
+
+    The Astute ids are part of it: two unnumbered invoices can have identical content, and one must
+    never be answered with the other's Xero invoice.
+    """
+    material = json.dumps([tenant_id, invoice_ids, body], sort_keys=True)
+    digest = hashlib.sha256(material.encode()).hexdigest()
     return f"astute-inv-{digest[:64]}"
 
 
@@ -95,14 +110,16 @@ def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) ->
     params = {"run_id": key.run_id, "tenant_id": key.tenant_id, "chunk_no": key.chunk_no}
 
     with conn.transaction():
-        previous = dict(conn.execute(load_sql("chunk_export_state"), params).fetchall())
+        state = conn.execute(load_sql("chunk_export_state"), params).fetchall()
+        previous = {invoice_id: status for invoice_id, status, _ in state}
+        claimed_at = {invoice_id: updated_at for invoice_id, status, updated_at in state if status == "sending"}
         claimable = [
             i for i, status in previous.items() if i in invoices and status in (None, "failed", "reset", "sending")
         ]
         conn.execute(load_sql("chunk_claim"), {**params, "invoice_ids": claimable})
     skipped = len(previous) - len(claimable)  # exported meanwhile (another run): never sent again
 
-    reconciled = _reconcile(conn, client, key, [invoices[i] for i in claimable if previous[i] == "sending"])
+    reconciled = _reconcile(conn, client, key, [invoices[i] for i in claimable if i in claimed_at], claimed_at)
     to_send = [invoices[i] for i in claimable if i not in reconciled]
     if not to_send:
         _finish(conn, key)
@@ -114,7 +131,7 @@ def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) ->
     if body_bytes > XERO_BODY_LIMIT_BYTES:
         # The planner's estimate is an upper bound, so this means a bug, not bad data: stop loudly.
         raise RuntimeError(f"chunk {key.label} is {body_bytes} bytes, over Xero's limit; the planner must split it")
-    request_key = idempotency_key(key.tenant_id, body)
+    request_key = idempotency_key(key.tenant_id, [i.invoice_id for i in to_send], body)
     try:
         answered, call = client.create_invoices(key.tenant_id, xero_invoices, request_key)
     except DailyLimitReached as error:
@@ -167,27 +184,68 @@ def _outcomes(sent: list[AstuteInvoice], answered: list[Invoice]) -> list[dict[s
     return outcomes
 
 
-def _reconcile(conn: psycopg.Connection, client: XeroClient, key: ChunkKey, unknown: list[AstuteInvoice]) -> set[int]:
-    """Which of these in-flight invoices Xero already has; record them as exported."""
-    numbered = {invoice.invoice_number: invoice for invoice in unknown if invoice.invoice_number}
-    if not numbered:
+def _reconcile(
+    conn: psycopg.Connection,
+    client: XeroClient,
+    key: ChunkKey,
+    unknown: list[AstuteInvoice],
+    claimed_at: dict[int, dt.datetime],
+) -> set[int]:
+    """Which of these in-flight invoices Xero already has; record them as exported.
+
+    Numbered invoices are looked up by number. Unnumbered ones are matched by content (contact,
+    dates, currency, reference, every line) against what this app created for those Contacts since
+    the earlier claim, one Xero invoice per Astute invoice, never one that is already linked.
+    """
+    if not unknown:
         return set()
-    found, call = client.invoices_by_number(key.tenant_id, list(numbered))
-    in_xero = {
-        element.invoice_number: str(element.invoice_id)
-        for element in found
-        if element.invoice_number in numbered and getattr(element.status, "value", element.status) != "DELETED"
+    found: list[Invoice] = []
+    calls = []
+    numbered = {invoice.invoice_number: invoice for invoice in unknown if invoice.invoice_number}
+    if numbered:
+        by_number, call = client.invoices_by_number(key.tenant_id, list(numbered))
+        found.extend(by_number)
+        calls.append(call)
+    unnumbered = [invoice for invoice in unknown if not invoice.invoice_number]
+    if unnumbered:
+        since = min(claimed_at[i.invoice_id] for i in unnumbered) - CLOCK_SKEW
+        recent, recent_calls = client.invoices_since(key.tenant_id, sorted({i.xero_contact_id for i in unnumbered}), since)
+        found.extend(recent)
+        calls.extend(recent_calls)
+
+    live = [x for x in found if getattr(x.status, "value", x.status) not in ("DELETED", "VOIDED")]
+    already_linked = {
+        str(row[0])
+        for row in conn.execute(
+            "SELECT xero_invoice_id FROM xero_sync.invoice_export WHERE xero_invoice_id = ANY(%s::uuid[])",
+            ([str(x.invoice_id) for x in live],),
+        )
     }
+    matches: dict[int, str] = {}
+    for number, invoice in numbered.items():
+        hit = next((x for x in live if x.invoice_number == number), None)
+        if hit is not None:
+            matches[invoice.invoice_id] = str(hit.invoice_id)
+    candidates: dict[Fingerprint, list[str]] = defaultdict(list)
+    for x in live:
+        if str(x.invoice_id) not in already_linked:
+            candidates[xero_fingerprint(x)].append(str(x.invoice_id))
+    for invoice in unnumbered:
+        pool = candidates.get(fingerprint(invoice))
+        if pool:
+            matches[invoice.invoice_id] = pool.pop(0)
+
     outcomes = [
-        {"invoice_id": numbered[number].invoice_id, "status": "exported", "xero_invoice_id": xero_id, "reconciled": True}
-        for number, xero_id in in_xero.items()
+        {"invoice_id": invoice_id, "status": "exported", "xero_invoice_id": xero_id, "reconciled": True}
+        for invoice_id, xero_id in matches.items()
     ]
     with conn.transaction():
         _record_outcomes(conn, [(o["invoice_id"], "exported", o["xero_invoice_id"], None) for o in outcomes])
-        sync_state.record_api_call(conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(numbered), outcome=outcomes)
+        for call in calls:
+            sync_state.record_api_call(conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(unknown), outcome=outcomes)
     if outcomes:
         log.info("%s: %d invoice(s) were already in Xero from an earlier attempt; recorded, not re-sent", key.label, len(outcomes))
-    return {o["invoice_id"] for o in outcomes}
+    return set(matches)
 
 
 def _record_outcomes(conn: psycopg.Connection, rows: list[tuple[int, str, str | None, str | None]]) -> None:

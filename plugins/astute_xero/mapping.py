@@ -80,3 +80,44 @@ def to_xero_invoice(invoice: AstuteInvoice) -> Invoice:
         line_amount_types=LineAmountTypes(invoice.line_amount_types),
         line_items=[to_xero_line(line) for line in invoice.lines],
     )
+
+
+Fingerprint = tuple
+
+
+def _amount(value: object) -> str:
+    return str(Decimal(str(value)).quantize(Decimal("0.0001")))
+
+
+def _day(value: object) -> str:
+    return value.isoformat()[:10] if hasattr(value, "isoformat") else str(value)[:10]
+
+
+def fingerprint(invoice: AstuteInvoice) -> Fingerprint:
+    """What identifies an invoice we sent when it has no number: everything we put in it."""
+    return (
+        invoice.xero_contact_id.lower(),
+        _day(invoice.invoice_date),
+        _day(invoice.due_date),
+        invoice.currency,
+        invoice.reference or "",
+        tuple(
+            (line.description, _amount(line.quantity), _amount(line.unit_amount), line.account_code or "", line.tax_type or "")
+            for line in invoice.lines
+        ),
+    )
+
+
+def xero_fingerprint(invoice: Invoice) -> Fingerprint:
+    """The same, read back from Xero's copy (fetched with unitdp=4)."""
+    return (
+        str(invoice.contact.contact_id).lower() if invoice.contact else "",
+        _day(invoice.date),
+        _day(invoice.due_date),
+        getattr(invoice.currency_code, "value", invoice.currency_code),
+        invoice.reference or "",
+        tuple(
+            (line.description, _amount(line.quantity), _amount(line.unit_amount), line.account_code or "", line.tax_type or "")
+            for line in invoice.line_items or []
+        ),
+    )

@@ -147,6 +147,29 @@ class XeroClient:
         )
         return list(result.invoices or []), call
 
+    def invoices_since(
+        self, tenant_id: str, contact_ids: Sequence[str], since: dt.datetime
+    ) -> tuple[list[Invoice], list[ApiCall]]:
+        """Invoices of these Contacts created or changed by this app since `since`, every page."""
+        invoices: list[Invoice] = []
+        calls: list[ApiCall] = []
+        for page in range(1, 1000):
+            result, call = self._invoke(
+                "GET",
+                "Invoices",
+                tenant_id,
+                lambda **kw: self._accounting.get_invoices(
+                    tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), created_by_my_app=True,
+                    unitdp=4, page=page, page_size=1000, **kw,
+                ),
+            )
+            calls.append(call)
+            batch = list(result.invoices or [])
+            invoices.extend(batch)
+            if len(batch) < 1000:
+                break
+        return invoices, calls
+
     def contacts_named(self, tenant_id: str, names: Sequence[str]) -> tuple[list[Contact], ApiCall]:
         """Active Contacts whose Name matches one of `names` (Xero matches case- and accent-insensitively)."""
         where = " OR ".join(f'Name=="{escape_where_string(name)}"' for name in names)

@@ -1,0 +1,93 @@
+"""The chunk protocol under faults: whatever happens to a call, a retry never duplicates or loses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from astute_xero.chunk_export import ChunkOutcomeUnknown, export_chunk
+from devtools.astute_data import Line
+from tests.astute_xero.conftest import TENANT
+
+
+def invoices(pipeline, numbered: int, unnumbered: int, identical: int = 0) -> list[int]:
+    customer = pipeline.data.customer("Harbour Constructions")
+    ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"N-{n}",
+                                 lines=[Line(unit_amount=Decimal("10") + n)]) for n in range(numbered)]
+    ids += [pipeline.data.invoice(pipeline.entity, customer, number=None, invoice_date=dt.date(2026, 6, 1 + n),
+                                  lines=[Line(unit_amount=Decimal("20") + n)]) for n in range(unnumbered)]
+    # Same customer, same day, same lines, no number: only the count can tell them apart.
+    ids += [pipeline.data.invoice(pipeline.entity, customer, number=None, invoice_date=dt.date(2026, 7, 1))
+            for _ in range(identical)]
+    pipeline.data.flush()
+    return ids
+
+
+def in_xero(pipeline) -> list[dict]:
+    return pipeline.xero.backend.invoices(TENANT)
+
+
+def assert_exactly_once(pipeline, ids: list[int]) -> None:
+    assert pipeline.status() == {i: "exported" for i in ids}
+    xero_ids = [row[0] for row in pipeline.db.execute("SELECT xero_invoice_id::text FROM xero_sync.invoice_export")]
+    assert len(set(xero_ids)) == len(ids), "every Astute invoice is linked to its own Xero invoice"
+    assert sorted(x["InvoiceID"] for x in in_xero(pipeline)) == sorted(xero_ids), "and Xero has no others"
+
+
+@pytest.mark.parametrize("identical", [0, 3])
+def test_a_lost_answer_is_reconciled_not_resent_numbered_or_not(pipeline, identical):
+    ids = invoices(pipeline, numbered=4, unnumbered=3, identical=identical)
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.drop_after_commit_next(1)
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, pipeline.client, key)
+    assert set(pipeline.status().values()) == {"sending"}
+    assert len(in_xero(pipeline)) == len(ids), "Xero did create them"
+
+    pipeline.xero.backend.advance(3600)  # long after Xero forgot the Idempotency-Key
+    result = export_chunk(pipeline.db, pipeline.client, key)
+    assert result.reconciled == len(ids) and result.exported == 0
+    assert pipeline.puts() == 1
+    assert_exactly_once(pipeline, ids)
+
+
+def test_a_503_before_xero_acted_is_sent_again_once(pipeline):
+    ids = invoices(pipeline, numbered=2, unnumbered=2)
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.fail_next(1, status=503)
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, pipeline.client, key)
+    assert in_xero(pipeline) == []
+    result = export_chunk(pipeline.db, pipeline.client, key)
+    assert result.exported == 4 and result.reconciled == 0
+    assert_exactly_once(pipeline, ids)
+
+
+def test_a_retry_after_success_sends_nothing(pipeline):
+    ids = invoices(pipeline, numbered=2, unnumbered=1)
+    (key,) = pipeline.plan()
+    export_chunk(pipeline.db, pipeline.client, key)
+    again = export_chunk(pipeline.db, pipeline.client, key)
+    assert (again.exported, again.skipped) == (0, 3)
+    assert pipeline.puts() == 1
+    assert_exactly_once(pipeline, ids)
+
+
+def test_an_unnumbered_invoice_never_matches_one_exported_before(pipeline):
+    first = invoices(pipeline, numbered=0, unnumbered=0, identical=1)
+    (key,) = pipeline.plan()
+    export_chunk(pipeline.db, pipeline.client, key)
+    # An identical twin raised later, whose first attempt dies after Xero created it.
+    customer = pipeline.db.execute("SELECT customer_id FROM astute.invoice WHERE id = %s", (first[0],)).fetchone()[0]
+    twin = pipeline.data.invoice(pipeline.entity, customer, number=None, invoice_date=dt.date(2026, 7, 1))
+    pipeline.data.flush()
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.drop_after_commit_next(1)
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, pipeline.client, key)
+    export_chunk(pipeline.db, pipeline.client, key)
+    assert_exactly_once(pipeline, first + [twin])
+    assert Counter(x["Status"] for x in in_xero(pipeline)) == {"AUTHORISED": 2}
