@@ -1,7 +1,8 @@
 -- The next batch of a run's invoices to validate, for one organisation (keyset paging on invoice_id).
 SELECT i.id, i.invoice_number, c.name, i.invoice_date, i.due_date,
        COALESCE(i.currency, r.default_currency),
-       (SELECT count(*) FROM astute.invoice_line l WHERE l.invoice_id = i.id)
+       (SELECT count(*) FROM astute.invoice_line l WHERE l.invoice_id = i.id),
+       (SELECT COALESCE(sum(round(l.quantity * l.unit_amount, 2)), 0) FROM astute.invoice_line l WHERE l.invoice_id = i.id)
 FROM xero_sync.run_invoice ri
 JOIN astute.invoice i ON i.id = ri.invoice_id
 JOIN astute.customer c ON c.id = i.customer_id

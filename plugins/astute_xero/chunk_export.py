@@ -35,7 +35,7 @@ from astute_xero.mapping import (
     xero_fingerprint,
 )
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
+from astute_xero.xero_client import ApiCall, DailyLimitReached, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +200,18 @@ def _reconcile(
     if not unknown:
         return set()
     found: list[Invoice] = []
-    calls = []
+    calls: list[tuple[ApiCall, list[AstuteInvoice]]] = []
     numbered = {invoice.invoice_number: invoice for invoice in unknown if invoice.invoice_number}
     if numbered:
         by_number, call = client.invoices_by_number(key.tenant_id, list(numbered))
         found.extend(by_number)
-        calls.append(call)
+        calls.append((call, list(numbered.values())))
     unnumbered = [invoice for invoice in unknown if not invoice.invoice_number]
     if unnumbered:
         since = min(claimed_at[i.invoice_id] for i in unnumbered) - CLOCK_SKEW
         recent, recent_calls = client.invoices_since(key.tenant_id, sorted({i.xero_contact_id for i in unnumbered}), since)
         found.extend(recent)
-        calls.extend(recent_calls)
+        calls.extend((call, unnumbered if page == 0 else []) for page, call in enumerate(recent_calls))
 
     live = [x for x in found if getattr(x.status, "value", x.status) not in ("DELETED", "VOIDED")]
     already_linked = {
@@ -235,14 +235,21 @@ def _reconcile(
         if pool:
             matches[invoice.invoice_id] = pool.pop(0)
 
-    outcomes = [
-        {"invoice_id": invoice_id, "status": "exported", "xero_invoice_id": xero_id, "reconciled": True}
-        for invoice_id, xero_id in matches.items()
-    ]
+    def outcomes_of(group: list[AstuteInvoice]) -> list[dict[str, Any]]:
+        return [
+            {"invoice_id": i.invoice_id, "status": "exported", "xero_invoice_id": matches[i.invoice_id], "reconciled": True}
+            for i in group
+            if i.invoice_id in matches
+        ]
+
+    outcomes = outcomes_of(unknown)
     with conn.transaction():
         _record_outcomes(conn, [(o["invoice_id"], "exported", o["xero_invoice_id"], None) for o in outcomes])
-        for call in calls:
-            sync_state.record_api_call(conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(unknown), outcome=outcomes)
+        # Each lookup's api_log row carries the matches it found (the first page of a paged one).
+        for call, group in calls:
+            sync_state.record_api_call(
+                conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(group), outcome=outcomes_of(group)
+            )
     if outcomes:
         log.info("%s: %d invoice(s) were already in Xero from an earlier attempt; recorded, not re-sent", key.label, len(outcomes))
     return set(matches)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 NAMES_PER_LOOKUP = 25  # one GET with `Name=="a" OR Name=="b" ...`; keeps the URL well under limits
 CONTACTS_PER_CREATE = 100
+IDS_PER_CHECK = 50  # ContactIDs per GET when checking existing links
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ContactResolution:
     matched: int
     created: int
     held: int
+    relinked: int = 0
 
 
 def name_key(name: str) -> str:
@@ -40,6 +42,7 @@ def name_key(name: str) -> str:
 
 
 def resolve_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int) -> ContactResolution:
+    relinked, held_archived = _check_existing_links(conn, client, run_id)
     by_tenant: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for tenant_id, customer_id, name in conn.execute(load_sql("contacts_to_link"), {"run_id": run_id}):
         by_tenant[tenant_id].append((customer_id, name))
@@ -47,7 +50,58 @@ def resolve_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int) 
     for tenant_id, customers in by_tenant.items():
         m, c, h = _resolve_for_tenant(conn, client, run_id, tenant_id, customers)
         matched, created, held = matched + m, created + c, held + h
-    return ContactResolution(matched, created, held)
+    return ContactResolution(matched, created, held + held_archived, relinked)
+
+
+def _check_existing_links(conn: psycopg.Connection, client: XeroClient, run_id: int) -> tuple[int, int]:
+    """Links whose Contact was merged away or archived in Xero since: follow the merge, or hold the invoices.
+
+    Xero refuses an invoice for an archived Contact; a merged Contact is archived and names the one it
+    was merged into.
+    """
+    links: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    for tenant_id, customer_id, contact_id, name in conn.execute(load_sql("contacts_linked"), {"run_id": run_id}):
+        links[tenant_id].append((customer_id, contact_id, name))
+    relinked = held = 0
+    for tenant_id, linked in links.items():
+        for start in range(0, len(linked), IDS_PER_CHECK):
+            batch = linked[start : start + IDS_PER_CHECK]
+            found, call = client.contacts_by_id(tenant_id, sorted({contact_id for _, contact_id, _ in batch}))
+            current = {str(contact.contact_id).lower(): contact for contact in found}
+            with conn.transaction():
+                sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
+                for customer_id, contact_id, name in batch:
+                    contact = current.get(contact_id.lower())
+                    status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
+                    if status == "ACTIVE":
+                        continue
+                    merged_to = contact.merged_to_contact_id if contact else None
+                    if merged_to:
+                        target = _contact_name(client, conn, run_id, tenant_id, str(merged_to))
+                        conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
+                                                                     "contact_id": str(merged_to), "name": target})
+                        log.info("customer %s: Contact '%s' was merged in Xero; link moved to '%s'", customer_id, name, target)
+                        relinked += 1
+                        continue
+                    held += conn.execute(
+                        load_sql("hold_customer_invoices"),
+                        {
+                            "run_id": run_id,
+                            "tenant_id": tenant_id,
+                            "customer_id": customer_id,
+                            "rule": "contact_archived",
+                            "message": f"The Xero Contact '{name}' linked to this customer is "
+                            f"{'archived' if contact else 'gone'} in Xero. Restore it in Xero, or remove the "
+                            "customer's Contact link so that the next export finds or creates one by name.",
+                        },
+                    ).rowcount
+    return relinked, held
+
+
+def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, tenant_id: str, contact_id: str) -> str:
+    found, call = client.contacts_by_id(tenant_id, [contact_id])
+    sync_state.record_api_call(conn, run_id, call, item_count=1)
+    return found[0].name if found else ""
 
 
 def _resolve_for_tenant(

@@ -16,7 +16,7 @@ import psycopg
 from astute_xero import sync_state
 from astute_xero.sql import load_sql
 from astute_xero.validation import InvoiceValidator, header_frame, line_frame
-from astute_xero.xero_client import XeroCallError, XeroClient
+from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,16 @@ def validate_run(conn: psycopg.Connection, client: XeroClient, run_id: int, vali
     for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
         try:
             chart, calls = client.chart(tenant_id, organisation)
+        except DailyLimitReached as error:
+            with conn.transaction():
+                sync_state.record_api_call(conn, run_id, error.call)
+            sync_state.stop_tenant(conn, run_id, tenant_id, str(error))
+            stopped += 1
+            continue
         except XeroCallError as error:
             with conn.transaction():
                 sync_state.record_api_call(conn, run_id, error.call)
-            sync_state.stop_tenant(conn, run_id, tenant_id, f"could not read the organisation's chart from Xero: {error}")
-            stopped += 1
-            continue
+            raise  # anything else is worth Airflow's retry
         with conn.transaction():
             for call in calls:
                 sync_state.record_api_call(conn, run_id, call)

@@ -14,10 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-HEADER_COLUMNS = ["invoice_id", "invoice_number", "customer_name", "invoice_date", "due_date", "currency", "line_count"]
-LINE_COLUMNS = ["invoice_id", "line_no", "description", "quantity", "unit_amount", "account_code", "tax_type"]
+HEADER_COLUMNS = [
+    "invoice_id", "invoice_number", "customer_name", "invoice_date", "due_date", "currency", "line_count", "subtotal",
+]
+LINE_COLUMNS = [
+    "invoice_id", "line_no", "description", "quantity", "unit_amount", "line_amount", "account_code", "tax_type",
+]
 
 MAX_DESCRIPTION_LENGTH = 4000  # Xero refuses longer line descriptions
+MAX_LINE_AMOUNT = 100_000_000  # no labour-hire line is worth this much: a unit or quantity typo
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,22 @@ def _rules() -> list[_Rule]:
             lambda chart: E.ExpectColumnValuesToBeInSet(column="currency", value_set=sorted(chart.currencies)),
             lambda row, chart: f"Currency {row['currency']} is not enabled in the Xero organisation "
             f"'{chart.organisation_name}'. Add it in Xero (Settings > Currencies) or correct the invoice currency.",
+        ),
+        _Rule(
+            "negative_total",
+            "header",
+            lambda chart: E.ExpectColumnValuesToBeBetween(column="subtotal", min_value=0),
+            lambda row, chart: f"The invoice adds up to {row['subtotal']:,.2f}, a negative amount. A credit is raised "
+            "as a credit note in Astute, not as an invoice.",
+        ),
+        _Rule(
+            "line_amount_implausible",
+            "line",
+            lambda chart: E.ExpectColumnValuesToBeBetween(
+                column="line_amount", min_value=-MAX_LINE_AMOUNT, max_value=MAX_LINE_AMOUNT
+            ),
+            lambda row, chart: f"Line {row['line_no']}: {row['quantity']:f} x {row['unit_amount']:f} = "
+            f"{row['line_amount']:,.2f} is implausible (over {MAX_LINE_AMOUNT:,}). Check the quantity and unit amount.",
         ),
         _Rule(
             "account_code_missing",
@@ -188,8 +209,11 @@ def header_frame(rows: list[tuple]) -> pd.DataFrame:
     frame["invoice_date"] = pd.to_datetime(frame["invoice_date"])
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["line_count"] = frame["line_count"].astype("int64")
+    frame["subtotal"] = frame["subtotal"].astype("float64")  # compared with a bound only: float is exact enough
     return frame
 
 
 def line_frame(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=LINE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=LINE_COLUMNS)
+    frame["line_amount"] = frame["line_amount"].astype("float64")
+    return frame

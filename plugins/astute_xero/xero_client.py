@@ -25,7 +25,7 @@ from xero_python.exceptions import HTTPStatusException, OpenApiException
 
 from astute_xero.pacing import Pacer
 from astute_xero.validation import XeroChart
-from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings
+from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class XeroClient:
         self._tokens = tokens
         self._pacer = pacer
         self._token = tokens.access_token()
+        self._rejected_token: str | None = None
         self._on_retried_call = on_retried_call or (lambda call: None)
         oauth2 = OAuth2Token(client_id=settings.client_id, client_secret=settings.client_secret)
         # Configuration() is a per-process singleton in the SDK: give this client its own token object.
@@ -106,14 +107,22 @@ class XeroClient:
 
     # --- tokens -------------------------------------------------------------------------
     def _sdk_token(self) -> dict[str, Any]:
-        # No refresh_token here: the SDK must never refresh by itself (the TokenStore does, under a lock).
+        # No refresh_token and no expiry here: the SDK must never refresh (or refuse) by itself. The
+        # TokenStore refreshes under a lock; a token that expires anyway gets a 401, then a refresh.
         return {
             "access_token": self._token.value,
             "scope": self._token.scope.split(),
-            "expires_in": 1800,
+            "expires_in": None,
             "token_type": "Bearer",
-            "expires_at": self._token.expires_at.timestamp(),
+            "expires_at": None,
         }
+
+    def _ensure_fresh_token(self) -> None:
+        if self._rejected_token is not None:
+            self._token = self._tokens.access_token(force_refresh=True, rejected=self._rejected_token)
+            self._rejected_token = None
+        elif self._token.expires_at - dt.datetime.now(dt.timezone.utc) < REFRESH_MARGIN:
+            self._token = self._tokens.access_token()
 
     def _refuse_sdk_refresh(self, token: dict[str, Any]) -> None:
         raise RuntimeError("xero-python tried to refresh a token by itself; the TokenStore owns refreshes")
@@ -181,6 +190,18 @@ class XeroClient:
         )
         return list(result.contacts or []), call
 
+    def contacts_by_id(self, tenant_id: str, contact_ids: Sequence[str]) -> tuple[list[Contact], ApiCall]:
+        """These Contacts as Xero has them now, archived and merged ones included."""
+        result, call = self._invoke(
+            "GET",
+            "Contacts",
+            tenant_id,
+            lambda **kw: self._accounting.get_contacts(
+                tenant_id, i_ds=list(contact_ids), include_archived=True, page_size=1000, **kw
+            ),
+        )
+        return list(result.contacts or []), call
+
     def create_contacts(self, tenant_id: str, names: Sequence[str], idempotency_key: str) -> tuple[list[Contact], ApiCall]:
         result, call = self._invoke(
             "PUT",
@@ -237,6 +258,7 @@ class XeroClient:
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             with self._pacer.call(tenant_id):
+                self._ensure_fresh_token()  # after any wait for the budget, right before the call
                 data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
             if error is None:
                 return data, call
@@ -279,7 +301,7 @@ class XeroClient:
             return None
         if call.http_status == 401:
             call.error = "access token refused (401); refreshed and retried"
-            self._token = self._tokens.access_token(force_refresh=True, rejected=self._token.value)
+            self._rejected_token = self._token.value
             return 0.0
         if call.method == "GET" and (call.http_status or 0) >= 500:
             call.error = f"HTTP {call.http_status} on a read; retried"

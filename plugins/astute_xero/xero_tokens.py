@@ -139,6 +139,7 @@ class TokenStore:
 
 def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> TokenGrant:
     """Refresh through xero-python's TokenApi, pointed at the connection's identity URL."""
+    import urllib3
     from xero_python.api_client import ApiClient, Configuration
     from xero_python.api_client.oauth2 import TokenApi
     from xero_python.exceptions import ApiException
@@ -160,6 +161,13 @@ def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> To
             ) from None
         raise RuntimeError(
             f"Xero's token endpoint answered HTTP {error.status} for connection '{settings.connection_id}'."
+        ) from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        # The refresh may have happened with the answer lost: the stored refresh token is unchanged and
+        # Xero accepts it again for 30 minutes, so the retry of this task continues the chain.
+        raise RuntimeError(
+            f"no answer from Xero's token endpoint ({type(error).__name__}) for connection "
+            f"'{settings.connection_id}'; the stored refresh token is kept for the retry."
         ) from None
     return TokenGrant(
         access_token=answer["access_token"],

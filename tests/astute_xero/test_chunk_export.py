@@ -91,3 +91,30 @@ def test_an_unnumbered_invoice_never_matches_one_exported_before(pipeline):
     export_chunk(pipeline.db, pipeline.client, key)
     assert_exactly_once(pipeline, first + [twin])
     assert Counter(x["Status"] for x in in_xero(pipeline)) == {"AUTHORISED": 2}
+
+
+def test_a_contact_merged_away_in_xero_is_followed_and_an_archived_one_holds_its_invoices(pipeline):
+    merged_customer = pipeline.data.customer("Old Name Pty Ltd")
+    archived_customer = pipeline.data.customer("Gone Away Ltd")
+    merged_invoice = pipeline.data.invoice(pipeline.entity, merged_customer, number="M-1")
+    archived_invoice = pipeline.data.invoice(pipeline.entity, archived_customer, number="A-1")
+    pipeline.data.flush()
+    backend = pipeline.xero.backend
+    # Linked earlier; since then, in Xero, the old Contact was merged into a new one and another archived.
+    survivor = backend.add_contact(TENANT, "New Name Pty Ltd")
+    old = backend.add_contact(TENANT, "Old Name Pty Ltd", status="ARCHIVED", merged_to_contact_id=survivor)
+    gone = backend.add_contact(TENANT, "Gone Away Ltd", status="ARCHIVED")
+    for customer, contact, name in ((merged_customer, old, "Old Name Pty Ltd"), (archived_customer, gone, "Gone Away Ltd")):
+        pipeline.db.execute("INSERT INTO xero_sync.contact_link VALUES (%s, %s, %s, %s)", (customer, TENANT, contact, name))
+
+    keys = pipeline.plan()
+    for key in keys:
+        export_chunk(pipeline.db, pipeline.client, key)
+    assert pipeline.status() == {merged_invoice: "exported"}
+    (contact_id,) = pipeline.db.execute(
+        "SELECT xero_contact_id::text FROM xero_sync.contact_link WHERE customer_id = %s", (merged_customer,)).fetchone()
+    assert contact_id == survivor
+    assert in_xero(pipeline)[0]["Contact"]["ContactID"] == survivor
+    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
+                                    (archived_invoice,)).fetchone()
+    assert "'Gone Away Ltd'" in reason and "archived" in reason

@@ -104,13 +104,15 @@ def test_a_customer_name_differing_only_in_case_links_to_the_existing_contact(wo
     assert by_number["INV-1"]["Contact"]["ContactID"] == existing
     assert world.export_status()[first] == "exported"
 
-    # The link is reused by ContactID: no lookup the second time.
+    # The link is reused by ContactID: no lookup by name and no new Contact the second time.
     world.data.invoice(entity, acme, number="INV-3")
     world.data.flush()
-    lookups = len(world.api_log("Contacts", "GET"))
+    before = len(world.xero.backend.requests)
     ok, _ = world.run()
     assert ok
-    assert len(world.api_log("Contacts", "GET")) == lookups
+    contact_calls = [r for r in world.xero.backend.requests[before:] if "/Contacts" in r.path]
+    assert not [r for r in contact_calls if r.method != "GET" or "where" in r.query]
+    assert len(world.xero.backend.contacts(AU_TENANT)) == 2
     assert {inv["InvoiceNumber"]: inv for inv in world.xero_invoices()}["INV-3"]["Contact"]["ContactID"] == existing
 
 

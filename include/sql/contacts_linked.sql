@@ -1,0 +1,6 @@
+-- Customers of a run's ready invoices already linked to a Contact in that organisation.
+SELECT DISTINCT ri.tenant_id, cl.customer_id, cl.xero_contact_id::text, cl.xero_contact_name
+FROM xero_sync.run_invoice ri
+JOIN xero_sync.contact_link cl ON cl.customer_id = ri.customer_id AND cl.tenant_id = ri.tenant_id
+WHERE ri.run_id = %(run_id)s AND ri.stage = 'ready'
+ORDER BY ri.tenant_id, cl.customer_id;
