@@ -118,3 +118,43 @@ def test_a_contact_merged_away_in_xero_is_followed_and_an_archived_one_holds_its
     (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
                                     (archived_invoice,)).fetchone()
     assert "'Gone Away Ltd'" in reason and "archived" in reason
+
+
+def test_a_daily_limit_stops_the_organisation_without_sleeping_and_releases_the_claims(pipeline):
+    ids = invoices(pipeline, numbered=3, unnumbered=0)
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.rate_limit_next(1, problem="day", retry_after=40_000, method="PUT")
+    started = dt.datetime.now()
+    result = export_chunk(pipeline.db, pipeline.client, key)
+    assert result.stopped and (dt.datetime.now() - started).total_seconds() < 5
+    assert pipeline.status() == {}, "nothing was sent: no invoice is left claimed"
+    (decision, detail) = pipeline.db.execute("SELECT decision, detail FROM xero_sync.run_entity").fetchone()
+    assert decision == "stopped" and "daily API limit" in detail and "next run" in detail
+    assert in_xero(pipeline) == []
+    # The next run sends them.
+    (key,) = pipeline.plan()
+    export_chunk(pipeline.db, pipeline.client, key)
+    assert_exactly_once(pipeline, ids)
+
+
+def test_the_sdk_never_retries_behind_our_back(xero):
+    """A 429 with Retry-After reaches us at once: urllib3's hidden retries are off."""
+    from xero_python.accounting import AccountingApi
+    from xero_python.api_client import ApiClient, Configuration
+    from xero_python.api_client.oauth2 import OAuth2Token
+    from xero_python.exceptions import RateLimitException
+
+    from astute_xero.xero_client import harden
+
+    tenant = xero.backend.add_tenant("Org")
+    xero.backend.faults.rate_limit_next(1, problem="minute", retry_after=30)
+    token = {"access_token": "t", "scope": [], "expires_in": None, "token_type": "Bearer", "expires_at": None}
+    configuration = Configuration(oauth2_token=OAuth2Token())
+    configuration.oauth2_token = OAuth2Token()
+    client = harden(ApiClient(configuration, oauth2_token_getter=lambda: token, oauth2_token_saver=lambda t: None))
+    api = AccountingApi(client, base_url=xero.url + "/api.xro/2.0")
+    started = dt.datetime.now()
+    with pytest.raises(RateLimitException):
+        api.get_accounts(tenant, _request_timeout=(5, 5))
+    assert (dt.datetime.now() - started).total_seconds() < 5
+    assert len(xero.backend.requests) == 1
