@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 import psycopg
 import pytest
@@ -40,27 +41,28 @@ def token_calls(xero) -> list:
     return [r for r in xero.backend.requests if r.path.endswith("/connect/token")]
 
 
-def test_eight_workers_refreshing_one_connection_at_once_break_nothing(chain, xero):
+def refresh_in_a_worker_process(database_url: str, settings: XeroConnectionSettings, barrier) -> str:
+    """What an Airflow task does first: get an access token, here forcing a refresh, all at once."""
+    store = TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, refresh_with_sdk)
+    barrier.wait(30)
+    return store.access_token().value
+
+
+def test_eight_worker_processes_refreshing_one_connection_at_once_break_nothing(chain, xero, database_url, db):
     xero.backend.limits.refresh_race_window_s = 5.0  # Xero fails the loser of two simultaneous refreshes
-    stores = [chain() for _ in range(8)]
-    barrier = threading.Barrier(8)
-    tokens, errors = [], []
-
-    def worker(store: TokenStore) -> None:
-        barrier.wait()
-        try:
-            tokens.append(store.access_token(force_refresh=True).value)
-        except Exception as error:  # noqa: BLE001 - any failure is the finding
-            errors.append(error)
-
-    threads = [threading.Thread(target=worker, args=(s,)) for s in stores]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
-    assert len(tokens) == 8
-    assert all(r.status == 200 for r in token_calls(xero)), "no invalid_grant"
+    store = chain()
+    store.access_token()
+    # The shared access token is about to expire: every worker starting now needs the next link at once.
+    db.execute("UPDATE xero_sync.oauth_token SET access_expires_at = now()")
+    settings = store._settings
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(8, mp_context=context) as pool:
+        barrier = manager.Barrier(8)
+        futures = [pool.submit(refresh_in_a_worker_process, database_url, settings, barrier) for _ in range(8)]
+        tokens = [f.result(timeout=120) for f in futures]
+    assert len(tokens) == 8 and all(tokens)
+    answers = [r.status for r in token_calls(xero)]
+    assert answers and all(status == 200 for status in answers), f"no invalid_grant: {answers}"
     # The chain is still alive afterwards.
     assert chain().access_token(force_refresh=True).value
 
