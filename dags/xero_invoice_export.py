@@ -63,8 +63,10 @@ def xero_invoice_export():
     @task
     def start_export_run() -> int:
         context = get_current_context()
+        backfill = context["dag_run"].run_type == "backfill"
         return tasks.start_export_run(
-            context["dag"].dag_id, context["run_id"], dict(context["params"]), context.get("data_interval_end")
+            context["dag"].dag_id, context["run_id"], dict(context["params"]), context.get("data_interval_end"),
+            backfill_interval_start=context.get("data_interval_start") if backfill else None,
         )
 
     @task

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero import chunk_planning, contacts, run_summary, run_validation, sync_state
+from astute_xero import chunk_planning, contacts, operations, run_summary, run_validation, sync_state
 from astute_xero.chunk_export import ChunkKey, export_chunk
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.migrations import apply_migrations
@@ -24,10 +24,21 @@ from astute_xero.xero_tokens import XeroAuthorisationError
 log = logging.getLogger(__name__)
 
 
-def run_scope(params: dict[str, Any], data_interval_end: dt.datetime | None) -> sync_state.RunScope:
-    """The trigger form's values, with the defaults: every linked entity, everything up to the interval's end."""
+def run_scope(
+    params: dict[str, Any],
+    data_interval_end: dt.datetime | None,
+    *,
+    backfill_interval_start: dt.datetime | None = None,
+) -> sync_state.RunScope:
+    """The trigger form's values, with the defaults: every linked entity, everything up to the interval's end.
+
+    A backfill run re-runs its own past interval: it looks only at items dated within it.
+    """
     entity_ids = params.get("billing_entity_ids") or None
-    date_from = dt.date.fromisoformat(params["date_from"]) if params.get("date_from") else None
+    if params.get("date_from"):
+        date_from = dt.date.fromisoformat(params["date_from"])
+    else:
+        date_from = backfill_interval_start.date() if backfill_interval_start else None
     if params.get("date_to"):
         date_to = dt.date.fromisoformat(params["date_to"])
     else:
@@ -49,8 +60,14 @@ def _xero_client(run_id: int) -> XeroClient:
         raise AirflowFailException(str(error)) from None
 
 
-def start_export_run(dag_id: str, airflow_run_id: str, params: dict[str, Any], data_interval_end: dt.datetime | None) -> int:
-    scope = run_scope(params, data_interval_end)
+def start_export_run(
+    dag_id: str,
+    airflow_run_id: str,
+    params: dict[str, Any],
+    data_interval_end: dt.datetime | None,
+    backfill_interval_start: dt.datetime | None = None,
+) -> int:
+    scope = run_scope(params, data_interval_end, backfill_interval_start=backfill_interval_start)
     with closing(astute_connection()) as conn:
         applied = apply_migrations(conn)
         if applied:
@@ -131,3 +148,51 @@ def summarise_run(run_id: int) -> dict[str, Any]:
         )
     return {"run_id": run_id, "status": summary.status, "exported": summary.exported,
             "failed": summary.failed, "held": summary.held}
+
+
+def mock_export(dag_id: str, airflow_run_id: str, params: dict[str, Any]) -> str:
+    migration_date = dt.date.fromisoformat(params["migration_date"]) if params.get("migration_date") else None
+    with closing(astute_connection()) as conn:
+        apply_migrations(conn)
+        try:
+            result = operations.mock_export(conn, billing_entity_id=int(params["billing_entity_id"]),
+                                            migration_date=migration_date, dag_id=dag_id, airflow_run_id=airflow_run_id)
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
+    log.info("%s", result.describe())
+    return result.describe()
+
+
+def reset_for_export(params: dict[str, Any]) -> dict[str, list[str]]:
+    def day(name: str) -> dt.date | None:
+        return dt.date.fromisoformat(params[name]) if params.get(name) else None
+
+    with closing(astute_connection()) as conn:
+        apply_migrations(conn)
+        try:
+            result = operations.reset_for_export(
+                conn, invoice_ids=[int(i) for i in params.get("invoice_ids") or []],
+                billing_entity_id=params.get("billing_entity_id"), date_from=day("date_from"), date_to=day("date_to"),
+            )
+        except ValueError as error:
+            raise AirflowFailException(str(error)) from None
+    log.info("reset for export: %d invoice(s): %s", len(result.reset), ", ".join(result.reset) or "none")
+    if result.refused:
+        raise AirflowFailException(
+            f"{len(result.refused)} invoice(s) not reset ({len(result.reset)} others were):\n- " + "\n- ".join(result.refused)
+        )
+    return {"reset": result.reset}
+
+
+def remove_contact_link(params: dict[str, Any]) -> list[str]:
+    with closing(astute_connection()) as conn:
+        apply_migrations(conn)
+        removed = operations.remove_contact_links(conn, customer_id=int(params["customer_id"]),
+                                                  tenant_id=params.get("tenant_id") or None)
+    if not removed:
+        log.info("customer %s had no Contact link%s: nothing to remove", params["customer_id"],
+                 f" in organisation {params['tenant_id']}" if params.get("tenant_id") else "")
+    for line in removed:
+        log.info("customer %s: link removed, %s; the next export finds or creates its Contact again",
+                 params["customer_id"], line)
+    return removed

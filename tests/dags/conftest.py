@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class ExportWorld:
     xero: XeroSandbox
     app: XeroApp
     run: Callable[..., Any]
+    trigger: Callable[..., Any]
 
     def export_status(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT invoice_id, status FROM xero_sync.invoice_export"))
@@ -43,16 +45,21 @@ class ExportWorld:
 
 
 @pytest.fixture(scope="session")
-def export_dag(airflow_home: str):
+def dags(airflow_home: str) -> dict:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"), known_pools={"xero_api"})
     assert not bag.import_errors, bag.import_errors
-    return bag.dags["xero_invoice_export"]
+    return bag.dags
+
+
+@pytest.fixture(scope="session")
+def export_dag(dags: dict):
+    return dags["xero_invoice_export"]
 
 
 @pytest.fixture
-def world(db: psycopg.Connection, xero: XeroSandbox, database_url: str, export_dag, monkeypatch: pytest.MonkeyPatch) -> ExportWorld:
+def world(db: psycopg.Connection, xero: XeroSandbox, database_url: str, dags: dict, monkeypatch: pytest.MonkeyPatch) -> ExportWorld:
     xero.backend.add_tenant("Astute Demo AU", tenant_id=AU_TENANT, base_currency="AUD", currencies=["AUD", "USD"])
     xero.backend.add_tenant("Astute Demo NZ", tenant_id=NZ_TENANT, base_currency="NZD", currencies=["NZD"])
     app = authorise_app(xero.backend, [AU_TENANT, NZ_TENANT])
@@ -60,10 +67,23 @@ def world(db: psycopg.Connection, xero: XeroSandbox, database_url: str, export_d
     data = AstuteData(db)
     data.regions()
 
-    def run(**conf: Any):
+    def trigger(dag_id: str, **conf: Any):
+        """Run a DAG once with this trigger form (conf), as `airflow dags test` would."""
         from airflow.utils.state import DagRunState
 
-        dag_run = export_dag.test(run_conf=conf or None)
+        dag = dags[dag_id]
+        # In one process, a run's conf is written into the Param objects its DAG and tasks share
+        # (a worker process never runs twice, so production never sees it): restore them after.
+        defaults = copy.deepcopy(dag.params), {t.task_id: copy.deepcopy(t.params) for t in dag.tasks}
+        try:
+            dag_run = dag.test(run_conf=conf or None)
+        finally:
+            dag.params = defaults[0]
+            for task in dag.tasks:
+                task.params = defaults[1][task.task_id]
         return dag_run.state == DagRunState.SUCCESS, dag_run
 
-    return ExportWorld(db, data, xero, app, run)
+    def run(**conf: Any):
+        return trigger("xero_invoice_export", **conf)
+
+    return ExportWorld(db, data, xero, app, run, trigger)

@@ -1,0 +1,50 @@
+"""
+### Historical mock export: go live with Xero without re-sending history
+
+Trigger **once per billing entity** when it goes live with Xero. Every Sent invoice and credit
+note of the entity dated **before the migration date** (default: the entity's
+`xero_go_live_date`) is recorded as `mock_exported` in `xero_sync`, in one recorded mock run.
+Nothing is sent to Xero. From then on the regular export never sends those items unless they
+are reset for export (`xero_reset_for_export`).
+
+Safe to trigger again: items already recorded are left as they are, and the log says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from astute_xero import tasks
+
+
+@dag(
+    dag_id="xero_historical_mock_export",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+    tags=["xero", "astute", "operations"],
+    params={
+        "billing_entity_id": Param(
+            type="integer", title="Billing entity", description="The Astute billing entity going live with Xero."
+        ),
+        "migration_date": Param(
+            None, type=["null", "string"], format="date", title="Migration date",
+            description="Items dated before this day are history. Empty: the entity's xero_go_live_date.",
+        ),
+    },
+)
+def xero_historical_mock_export():
+    @task
+    def mark_history_as_exported() -> str:
+        context = get_current_context()
+        return tasks.mock_export(context["dag"].dag_id, context["run_id"], dict(context["params"]))
+
+    mark_history_as_exported()
+
+
+xero_historical_mock_export()

@@ -1,0 +1,47 @@
+"""
+### Reset for export: send items again on purpose
+
+Makes the next `xero_invoice_export` run send the chosen Sent invoices, whatever their date:
+history that was never sent, mock-exported items, or items that failed. Choose them by
+`invoice_ids`, or by `billing_entity_id` with `date_from` and `date_to`.
+
+A successfully exported invoice cannot be reset (it is in Xero already): the task then fails
+and its log names each such invoice and why; the others are reset all the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from astute_xero import tasks
+
+
+@dag(
+    dag_id="xero_reset_for_export",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
+    tags=["xero", "astute", "operations"],
+    params={
+        "invoice_ids": Param(
+            [], type="array", items={"type": "integer"}, title="Invoice ids",
+            description="Astute invoice ids to reset. Or leave empty and choose an entity and dates.",
+        ),
+        "billing_entity_id": Param(None, type=["null", "integer"], title="Billing entity"),
+        "date_from": Param(None, type=["null", "string"], format="date", title="Invoices dated from"),
+        "date_to": Param(None, type=["null", "string"], format="date", title="Invoices dated up to"),
+    },
+)
+def xero_reset_for_export():
+    @task  # a refusal fails at once (AirflowFailException): only faults are retried
+    def reset_invoices_for_export() -> dict:
+        return tasks.reset_for_export(dict(get_current_context()["params"]))
+
+    reset_invoices_for_export()
+
+
+xero_reset_for_export()
