@@ -59,21 +59,23 @@ def _check_existing_links(conn: psycopg.Connection, client: XeroClient, run_id: 
     Xero refuses an invoice for an archived Contact; a merged Contact is archived and names the one it
     was merged into.
     """
-    links: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-    for tenant_id, customer_id, contact_id, name in conn.execute(load_sql("contacts_linked"), {"run_id": run_id}):
-        links[tenant_id].append((customer_id, contact_id, name))
+    links: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
+    for tenant_id, customer_id, contact_id, name, astute_name in conn.execute(load_sql("contacts_linked"), {"run_id": run_id}):
+        links[tenant_id].append((customer_id, contact_id, name, astute_name))
     relinked = held = 0
     for tenant_id, linked in links.items():
         for start in range(0, len(linked), IDS_PER_CHECK):
             batch = linked[start : start + IDS_PER_CHECK]
-            found, call = client.contacts_by_id(tenant_id, sorted({contact_id for _, contact_id, _ in batch}))
+            found, call = client.contacts_by_id(tenant_id, sorted({contact_id for _, contact_id, _, _ in batch}))
             current = {str(contact.contact_id).lower(): contact for contact in found}
             with conn.transaction():
                 sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
-                for customer_id, contact_id, name in batch:
+                for customer_id, contact_id, name, astute_name in batch:
                     contact = current.get(contact_id.lower())
                     status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
                     if status == "ACTIVE":
+                        if name_key(astute_name) != name_key(name):  # a rename, not Xero's spelling of a match
+                            held += _push_rename(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
                         continue
                     merged_to = contact.merged_to_contact_id if contact else None
                     if merged_to:
@@ -96,6 +98,39 @@ def _check_existing_links(conn: psycopg.Connection, client: XeroClient, run_id: 
                         },
                     ).rowcount
     return relinked, held
+
+
+def _push_rename(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customer_id: int,
+    contact_id: str, old_name: str, new_name: str,
+) -> int:
+    """A customer renamed in Astute since its last export: rename its Contact before its invoices go.
+
+    Returns how many invoices were held back (the new name belongs to another Contact in Xero).
+    """
+    new_name = new_name.strip()
+    try:
+        _, call = client.rename_contact(tenant_id, contact_id, new_name)
+    except XeroCallError as error:
+        sync_state.record_api_call(conn, run_id, error.call, item_count=1)
+        if not error.outcome_known:
+            raise
+        return conn.execute(
+            load_sql("hold_customer_invoices"),
+            {
+                "run_id": run_id,
+                "tenant_id": tenant_id,
+                "customer_id": customer_id,
+                "rule": "contact_rename_refused",
+                "message": f"The customer was renamed to '{new_name}' in Astute, but Xero refused that name for its "
+                f"Contact '{old_name}': {error}. Rename or archive the other Contact in Xero, or change the name in Astute.",
+            },
+        ).rowcount
+    sync_state.record_api_call(conn, run_id, call, item_count=1, outcome=[{"contact_id": contact_id, "renamed_to": new_name}])
+    conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
+                                                 "contact_id": contact_id, "name": new_name})
+    log.info("customer %s renamed in Astute: Contact '%s' renamed to '%s' in Xero", customer_id, old_name, new_name)
+    return 0
 
 
 def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, tenant_id: str, contact_id: str) -> str:

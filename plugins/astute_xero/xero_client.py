@@ -202,6 +202,18 @@ class XeroClient:
         )
         return list(result.contacts or []), call
 
+    def rename_contact(self, tenant_id: str, contact_id: str, name: str) -> tuple[Contact, ApiCall]:
+        """Push a customer's new name to its linked Contact (the only detail Astute exports)."""
+        result, call = self._invoke(
+            "POST",
+            "Contacts",
+            tenant_id,
+            lambda **kw: self._accounting.update_contact(
+                tenant_id, contact_id, Contacts(contacts=[Contact(contact_id=contact_id, name=name)]), **kw
+            ),
+        )
+        return (result.contacts or [None])[0], call
+
     def create_contacts(self, tenant_id: str, names: Sequence[str], idempotency_key: str) -> tuple[list[Contact], ApiCall]:
         result, call = self._invoke(
             "PUT",

@@ -158,3 +158,33 @@ def test_the_sdk_never_retries_behind_our_back(xero):
         api.get_accounts(tenant, _request_timeout=(5, 5))
     assert (dt.datetime.now() - started).total_seconds() < 5
     assert len(xero.backend.requests) == 1
+
+
+def test_a_customer_renamed_in_astute_renames_its_contact_or_is_held_when_the_name_is_taken(pipeline):
+    backend = pipeline.xero.backend
+    renamed = pipeline.data.customer("Coastal Freight")
+    blocked = pipeline.data.customer("Metro Health")
+    first = pipeline.data.invoice(pipeline.entity, renamed, number="R-1")
+    second = pipeline.data.invoice(pipeline.entity, blocked, number="B-1")
+    pipeline.data.flush()
+    for key in pipeline.plan():
+        export_chunk(pipeline.db, pipeline.client, key)
+    contacts = {c["Name"]: c["ContactID"] for c in backend.contacts(TENANT)}
+    backend.add_contact(TENANT, "Metro Health Services")  # somebody else already has the new name
+    pipeline.db.execute("UPDATE astute.customer SET name = 'Coastal Freight & Logistics' WHERE id = %s", (renamed,))
+    pipeline.db.execute("UPDATE astute.customer SET name = 'Metro Health Services' WHERE id = %s", (blocked,))
+    again = [pipeline.data.invoice(pipeline.entity, renamed, number="R-2"),
+             pipeline.data.invoice(pipeline.entity, blocked, number="B-2")]
+    pipeline.data.flush()
+
+    for key in pipeline.plan():
+        export_chunk(pipeline.db, pipeline.client, key)
+    by_id = {c["ContactID"]: c["Name"] for c in backend.contacts(TENANT)}
+    assert by_id[contacts["Coastal Freight"]] == "Coastal Freight & Logistics", "renamed by ContactID"
+    assert by_id[contacts["Metro Health"]] == "Metro Health", "the taken name was refused"
+    status = pipeline.status()
+    assert (status[first], status[second], status[again[0]]) == ("exported", "exported", "exported")
+    assert again[1] not in status
+    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
+                                    (again[1],)).fetchone()
+    assert "'Metro Health Services'" in reason and "already assigned to another contact" in reason
