@@ -58,6 +58,7 @@ def mock_export(
                          "give a migration_date or set the go-live date first.")
     scope = sync_state.RunScope([billing_entity_id], None, migration_date - dt.timedelta(days=1))
     run_id = sync_state.start_run(conn, kind="mock_export", dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope)
+    sync_state.decide_entities(conn, run_id, [billing_entity_id])
     params = {"run_id": run_id, "billing_entity_id": billing_entity_id, "migration_date": migration_date}
     with conn.transaction():
         invoices = conn.execute(load_sql("mock_export_invoices"), params).rowcount

@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero import chunk_planning, contacts, operations, run_summary, run_validation, sync_state
+from astute_xero import chunk_planning, contacts, operations, report, run_summary, run_validation, sync_state
 from astute_xero.chunk_export import ChunkKey, export_chunk
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.migrations import apply_migrations
@@ -137,10 +139,24 @@ def write_back_run(run_id: int) -> str:
     return summary.status
 
 
+def report_directory() -> Path:
+    """Where the export writes the Xero Integration report pages (XERO_REPORT_DIR, else $AIRFLOW_HOME/reports)."""
+    configured = os.environ.get("XERO_REPORT_DIR")
+    return Path(configured) if configured else Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "reports"
+
+
 def summarise_run(run_id: int) -> dict[str, Any]:
     with closing(astute_connection()) as conn:
         summary = run_summary.summarise_run(conn, run_id)
-    log.info("\n%s", run_summary.render_summary(summary))
+        log.info("\n%s", run_summary.render_summary(summary))
+        scope = conn.execute("SELECT params FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()[0]
+        date_from = dt.date.fromisoformat(scope["date_from"]) if scope.get("date_from") else None
+        for entity in summary.entities:
+            if entity.decision.startswith("skipped"):
+                continue
+            integration = report.build_report(conn, entity.billing_entity_id, date_from, dt.date.fromisoformat(scope["date_to"]))
+            page = report.write_html(integration, report_directory())
+            log.info("\n%s\nHTML report: %s", report.render_text(integration), page)
     if summary.unfinished:
         raise AirflowFailException(
             f"{summary.unfinished} invoice(s) of export run {run_id} were not finished because an upstream task "

@@ -74,7 +74,7 @@ def check_exactly_once(world, ids: list[int]) -> dict[str, int]:
     return {"lost": len(lost), "duplicates": duplicates}
 
 
-def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd):
+def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd, caplog):
     ids = load_world(world)
     backend = world.xero.backend
     faults = backend.faults
@@ -101,7 +101,7 @@ def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd):
     injected = faults.injected
     assert injected.get("drop_after_commit", 0) == 4 and injected.get("fail_next", 0) == 5
     assert injected.get("rate_limit_next", 0) == 4 and injected.get("expire_access_tokens", 0) >= 3
-    assert_no_secret_anywhere(world, capfd)
+    assert_no_secret_anywhere(world, capfd, caplog)
     with capfd.disabled():
         print(
             f"\nfault suite: {len(ids)} invoices, faults injected {sum(injected.values())} {dict(injected)}, "
@@ -147,7 +147,7 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(world, fast_retr
         worker.wait(30)
     committed = len(world.xero_invoices(AU_TENANT)) + len(world.xero_invoices(NZ_TENANT))
     in_flight = world.db.execute("SELECT count(*) FROM xero_sync.invoice_export WHERE status = 'sending'").fetchone()[0]
-    assert committed == 100 and in_flight == 100, "killed after Xero committed, before the write-back"
+    assert committed == in_flight > 0, "killed after Xero committed one chunk, before the write-back"
 
     ok, _ = world.run()
     assert ok
@@ -155,7 +155,7 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(world, fast_retr
     reconciled = world.db.execute(
         "SELECT count(*) FROM xero_sync.api_log, jsonb_array_elements(outcome) o WHERE (o->>'reconciled')::boolean"
     ).fetchone()[0]
-    assert reconciled == 100
+    assert reconciled == committed, "the killed chunk's invoices were found in Xero, not sent again"
 
 
 def backend_has_committed(backend) -> bool:
@@ -163,12 +163,12 @@ def backend_has_committed(backend) -> bool:
     return bool(backend.invoices(AU_TENANT) or backend.invoices(NZ_TENANT))
 
 
-def assert_no_secret_anywhere(world, capfd) -> None:
+def assert_no_secret_anywhere(world, capfd, caplog) -> None:
     identity = world.xero.backend.identity
     secrets = [world.app.client_secret, *identity.refresh_grants, *identity.access_grants]
     assert len(secrets) > 3
     out, err = capfd.readouterr()
-    logs = [out, err]
+    logs = [out, err, caplog.text]  # what Airflow printed, and the tasks' own log records
     logs += [p.read_text(errors="replace") for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log")]
     tables = ["api_log", "invoice_export", "validation_issue", "export_run", "run_entity", "export_chunk"]
     for table in tables:

@@ -61,14 +61,14 @@ def test_resetting_one_mock_exported_invoice_sends_exactly_that_one(world, live_
     assert world.export_status()[history[2]] == "exported"
 
 
-def test_resetting_an_exported_invoice_is_refused_with_its_number(world, live_entity, capfd):
+def test_resetting_an_exported_invoice_is_refused_with_its_number(world, live_entity, capfd, caplog):
     entity, _, history, current = live_entity
     world.trigger("xero_historical_mock_export", billing_entity_id=entity, migration_date=MIGRATION.isoformat())
     world.run()
     capfd.readouterr()
     ok, _ = world.trigger("xero_reset_for_export", invoice_ids=[current[0], history[0]])
     assert not ok
-    task_log = "".join(capfd.readouterr())
+    task_log = "".join(capfd.readouterr()) + caplog.text
     assert "Invoice NEW-0: exported to Xero on" in task_log and "cannot be reset" in task_log
     statuses = world.export_status()
     assert statuses[current[0]] == "exported", "the exported one is untouched"
