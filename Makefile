@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean chromium
 
 install: $(INSTALLED)
 
@@ -22,8 +22,14 @@ $(INSTALLED): requirements.txt
 demo: $(INSTALLED)
 	$(PY) -m devtools.demo
 
-test: $(INSTALLED)
+test: $(INSTALLED) chromium
 	$(PY) -m pytest -q
+
+# The report's page is checked in a real headless browser: Debian's chromium, installed once.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium (for the report's browser test) ..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf .airflow .pgdata .pytest_cache
