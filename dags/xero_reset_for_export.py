@@ -1,12 +1,12 @@
 """
 ### Reset for export: send items again on purpose
 
-Makes the next `xero_invoice_export` run send the chosen Sent invoices, whatever their date:
-history that was never sent, mock-exported items, or items that failed. Choose them by
-`invoice_ids`, or by `billing_entity_id` with `date_from` and `date_to`.
+Makes the next `xero_invoice_export` run send the chosen Sent invoices and credit notes, whatever
+their date: history that was never sent, mock-exported items, or items that failed. Choose them
+by `invoice_ids` / `credit_note_ids`, or by `billing_entity_id` with `date_from` and `date_to`.
 
-A successfully exported invoice cannot be reset (it is in Xero already): the task then fails
-and its log names each such invoice and why; the others are reset all the same.
+A successfully exported item cannot be reset (it is in Xero already): the task then fails and
+its log names each such item and why; the others are reset all the same.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from astute_xero import tasks
             [], type="array", items={"type": "integer"}, title="Invoice ids",
             description="Astute invoice ids to reset. Or leave empty and choose an entity and dates.",
         ),
-        "billing_entity_id": Param(None, type=["null", "integer"], title="Billing entity"),
+        "credit_note_ids": Param(
+            [], type="array", items={"type": "integer"}, title="Credit note ids",
+            description="Astute credit note ids to reset.",
+        ),
+        "billing_entity_id": Param(
+            None, type=["null", "integer"], title="Billing entity",
+            description="With the dates: every Sent invoice and credit note of this entity dated in the range.",
+        ),
         "date_from": Param(None, type=["null", "string"], format="date", title="Invoices dated from"),
         "date_to": Param(None, type=["null", "string"], format="date", title="Invoices dated up to"),
     },

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import psycopg
 
 from astute_xero import sync_state
-from astute_xero.run_summary import invoice_label
 from astute_xero.sql import load_sql
 
 
@@ -85,40 +84,45 @@ def reset_for_export(
     conn: psycopg.Connection,
     *,
     invoice_ids: list[int] | None = None,
+    credit_note_ids: list[int] | None = None,
     billing_entity_id: int | None = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> ResetResult:
-    """Make items go again in the next export. Anything not successfully exported can be reset."""
-    if not invoice_ids and billing_entity_id is None:
-        raise ValueError("give invoice_ids, or billing_entity_id with date_from and date_to.")
+    """Make items go again in the next export. Anything not successfully exported can be reset.
+
+    By ids, or every Sent invoice and credit note of an entity in a date range.
+    """
+    if not invoice_ids and not credit_note_ids and billing_entity_id is None:
+        raise ValueError("give invoice_ids or credit_note_ids, or billing_entity_id with date_from and date_to.")
     result = ResetResult()
-    to_reset: list[tuple[int, str]] = []
+    scope = {"billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
     with conn.transaction():
-        rows = conn.execute(
-            load_sql("reset_targets"),
-            {"invoice_ids": invoice_ids or [], "billing_entity_id": billing_entity_id,
-             "date_from": date_from, "date_to": date_to},
-        ).fetchall()
-        for invoice_id, number, tenant_id, status, xero_id, exported_at in rows:
-            label = invoice_label(invoice_id, number)
-            if status == "exported":
-                result.refused.append(
-                    f"{label}: exported to Xero on {exported_at:%Y-%m-%d} (Xero invoice {xero_id}); "
-                    "a successfully exported invoice cannot be reset"
-                )
-            elif status == "sending":
-                result.refused.append(f"{label}: an export of it is in progress; reset it after that run ends")
-            elif tenant_id is None:
-                result.refused.append(f"{label}: its billing entity is not linked to a Xero organisation")
-            else:
-                to_reset.append((invoice_id, tenant_id))
-                result.reset.append(label)
-        if to_reset:
-            ids, tenants = (list(column) for column in zip(*to_reset))
-            conn.execute(load_sql("reset_apply"), {"invoice_ids": ids, "tenant_ids": tenants})
-    missing = sorted(set(invoice_ids or []) - {row[0] for row in rows})
-    result.refused.extend(f"Invoice id {i}: no Sent invoice has this id" for i in missing)
+        for kind, targets, apply, ids, ids_param in (
+            ("Invoice", "reset_targets", "reset_apply", invoice_ids or [], "invoice_ids"),
+            ("Credit note", "reset_credit_note_targets", "reset_credit_note_apply", credit_note_ids or [], "credit_note_ids"),
+        ):
+            rows = conn.execute(load_sql(targets), {**scope, ids_param: ids}).fetchall()
+            to_reset = []
+            for item_id, number, tenant_id, status, xero_id, exported_at in rows:
+                label = f"{kind} {number}" if number else f"{kind} id {item_id} (no number)"
+                if status == "exported":
+                    result.refused.append(
+                        f"{label}: exported to Xero on {exported_at:%Y-%m-%d} (Xero id {xero_id}); "
+                        "a successfully exported item cannot be reset"
+                    )
+                elif status == "sending":
+                    result.refused.append(f"{label}: an export of it is in progress; reset it after that run ends")
+                elif tenant_id is None:
+                    result.refused.append(f"{label}: its billing entity is not linked to a Xero organisation")
+                else:
+                    to_reset.append((item_id, tenant_id))
+                    result.reset.append(label)
+            if to_reset:
+                reset_ids, tenants = (list(column) for column in zip(*to_reset))
+                conn.execute(load_sql(apply), {ids_param: reset_ids, "tenant_ids": tenants})
+            found = {row[0] for row in rows}
+            result.refused.extend(f"{kind} id {i}: no Sent {kind.lower()} has this id" for i in ids if i not in found)
     return result
 
 

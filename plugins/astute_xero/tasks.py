@@ -188,14 +188,15 @@ def reset_for_export(params: dict[str, Any]) -> dict[str, list[str]]:
         try:
             result = operations.reset_for_export(
                 conn, invoice_ids=[int(i) for i in params.get("invoice_ids") or []],
+                credit_note_ids=[int(i) for i in params.get("credit_note_ids") or []],
                 billing_entity_id=params.get("billing_entity_id"), date_from=day("date_from"), date_to=day("date_to"),
             )
         except ValueError as error:
             raise AirflowFailException(str(error)) from None
-    log.info("reset for export: %d invoice(s): %s", len(result.reset), ", ".join(result.reset) or "none")
+    log.info("reset for export: %d item(s): %s", len(result.reset), ", ".join(result.reset) or "none")
     if result.refused:
         raise AirflowFailException(
-            f"{len(result.refused)} invoice(s) not reset ({len(result.reset)} others were):\n- " + "\n- ".join(result.refused)
+            f"{len(result.refused)} item(s) not reset ({len(result.reset)} others were):\n- " + "\n- ".join(result.refused)
         )
     return {"reset": result.reset}
 

@@ -107,3 +107,19 @@ def test_removing_a_link_makes_the_next_export_link_afresh(world, live_entity):
     assert relinked == tidy != first
     new = next(x for x in world.xero_invoices(AU_TENANT) if x["InvoiceNumber"] == "NEW-9")
     assert new["Contact"]["ContactID"] == tidy
+
+
+def test_credit_notes_are_mock_exported_and_reset_like_invoices(world, live_entity):
+    entity, customer, _, _ = live_entity
+    world.db.execute(
+        "INSERT INTO astute.credit_note (id, billing_entity_id, customer_id, credit_note_number, status, credit_date) "
+        "VALUES (800, %s, %s, 'CN-OLD', 'Sent', %s), (801, %s, %s, 'CN-NEW', 'Sent', %s)",
+        (entity, customer, MIGRATION - dt.timedelta(days=3), entity, customer, MIGRATION),
+    )
+    ok, _ = world.trigger("xero_historical_mock_export", billing_entity_id=entity, migration_date=MIGRATION.isoformat())
+    assert ok
+    states = dict(world.db.execute("SELECT credit_note_id, status FROM xero_sync.credit_note_export"))
+    assert states == {800: "mock_exported"}
+    ok, _ = world.trigger("xero_reset_for_export", credit_note_ids=[800])
+    assert ok
+    assert world.db.execute("SELECT status FROM xero_sync.credit_note_export WHERE credit_note_id = 800").fetchone() == ("reset",)
