@@ -133,7 +133,7 @@ table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d9e2
 th,td{text-align:left;padding:.45rem .7rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
 th{background:#eef2f7;font-weight:600}
 .kind{white-space:nowrap;font-weight:600}.kind.v{color:#b54708}.kind.x{color:#b42318}
-.empty{color:#52606d;font-style:italic}
+.empty{color:#52606d;font-style:italic}.nowrap{white-space:nowrap}
 """
 
 
@@ -152,13 +152,13 @@ def render_html(report: IntegrationReport) -> str:
         for label, n, bad in tiles
     )
     blocked_rows = "".join(
-        f"<tr><td>{e(b.label)}</td><td>{b.invoice_date}</td>"
+        f'<tr><td class="nowrap">{e(b.label)}</td><td class="nowrap">{b.invoice_date}</td>'
         f'<td class="kind {"v" if b.kind.startswith("Validation") else "x"}">{e(b.kind)}</td>'
         f"<td>{'<br>'.join(e(part) for part in b.reason.split(' | '))}</td></tr>"
         for b in report.blocked
     ) or '<tr><td colspan="4" class="empty">Nothing blocks the export.</td></tr>'
     run_rows = "".join(
-        f"<tr><td>{r.run_id}</td><td>{e(r.kind.replace('_', ' '))}</td><td>{r.started_at:%Y-%m-%d %H:%M}</td>"
+        f"<tr><td>{r.run_id}</td><td>{e(r.kind.replace('_', ' '))}</td><td class=\"nowrap\">{r.started_at:%Y-%m-%d %H:%M}</td>"
         f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{r.exported}</td><td>{r.failed}</td>"
         f"<td>{r.held}</td><td>{r.mock_exported}</td><td>{e(r.detail or '')}</td></tr>"
         for r in report.runs
