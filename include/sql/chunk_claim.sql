@@ -5,4 +5,5 @@ FROM unnest(%(invoice_ids)s::bigint[]) AS id
 ON CONFLICT (invoice_id) DO UPDATE
 SET status = 'sending', tenant_id = EXCLUDED.tenant_id, run_id = EXCLUDED.run_id, chunk_no = EXCLUDED.chunk_no,
     attempts = xero_sync.invoice_export.attempts + 1, updated_at = now()
-WHERE xero_sync.invoice_export.status IN ('failed', 'reset', 'sending');
+WHERE xero_sync.invoice_export.status IN ('failed', 'reset', 'sending')
+RETURNING invoice_id;

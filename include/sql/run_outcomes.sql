@@ -3,6 +3,8 @@ SELECT ri.billing_entity_id, ri.invoice_id, i.invoice_number,
        CASE WHEN ri.stage = 'held' THEN 'held'
             WHEN ri.stage = 'deferred' THEN 'deferred'
             WHEN x.run_id = ri.run_id AND x.status IN ('exported', 'failed', 'sending') THEN x.status
+            -- another run (a backfill beside the schedule) took it meanwhile: not this run's to finish
+            WHEN x.status IN ('exported', 'sending') THEN 'elsewhere'
             ELSE 'not_sent' END AS outcome,
        CASE WHEN ri.stage = 'held'
                 THEN (SELECT string_agg(v.message, ' | ' ORDER BY v.line_no NULLS FIRST, v.rule)

@@ -107,20 +107,29 @@ def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) ->
     if sync_state.tenant_stopped(conn, key.run_id, key.tenant_id):
         return ChunkResult(0, 0, 0, 0, stopped=True)
     invoices = {invoice.invoice_id: invoice for invoice in load_chunk(conn, key)}
+    locked = [row[0] for row in conn.execute(load_sql("chunk_lock_invoices"), {"invoice_ids": list(invoices)})]
+    try:
+        return _export_locked(conn, client, key, invoices, locked)
+    finally:
+        conn.execute(load_sql("chunk_unlock_invoices"), {"invoice_ids": locked})
+
+
+def _export_locked(
+    conn: psycopg.Connection, client: XeroClient, key: ChunkKey, invoices: dict[int, AstuteInvoice], locked: list[int]
+) -> ChunkResult:
+    """The protocol, for the invoices this worker holds; the others are another live worker's."""
     params = {"run_id": key.run_id, "tenant_id": key.tenant_id, "chunk_no": key.chunk_no}
-
     with conn.transaction():
-        state = conn.execute(load_sql("chunk_export_state"), params).fetchall()
-        previous = {invoice_id: status for invoice_id, status, _ in state}
-        claimed_at = {invoice_id: updated_at for invoice_id, status, updated_at in state if status == "sending"}
-        claimable = [
-            i for i, status in previous.items() if i in invoices and status in (None, "failed", "reset", "sending")
-        ]
-        conn.execute(load_sql("chunk_claim"), {**params, "invoice_ids": claimable})
-    skipped = len(previous) - len(claimable)  # exported meanwhile (another run): never sent again
+        state = {i: (status, updated_at) for i, status, updated_at in conn.execute(load_sql("chunk_export_state"), params)}
+        previous = {i: state[i][0] for i in locked if i in state}
+        claimed_at = {i: state[i][1] for i in locked if i in state and state[i][0] == "sending"}
+        wanted = [i for i, status in previous.items() if status in (None, "failed", "reset", "sending")]
+        claimed = {row[0] for row in conn.execute(load_sql("chunk_claim"), {**params, "invoice_ids": wanted})}
+    # Exported meanwhile, or in flight in another run: never sent from here.
+    skipped = len(invoices) - len(claimed)
 
-    reconciled = _reconcile(conn, client, key, [invoices[i] for i in claimable if i in claimed_at], claimed_at)
-    to_send = [invoices[i] for i in claimable if i not in reconciled]
+    reconciled = _reconcile(conn, client, key, [invoices[i] for i in sorted(claimed) if i in claimed_at], claimed_at)
+    to_send = [invoices[i] for i in sorted(claimed) if i not in reconciled]
     if not to_send:
         _finish(conn, key)
         return ChunkResult(0, 0, len(reconciled), skipped)

@@ -11,8 +11,8 @@ import psycopg
 
 from astute_xero.sql import migration_files
 
-# Any constant unique to this project (pg_advisory_xact_lock takes a bigint): "XEROSYNC" in ASCII.
-_MIGRATION_LOCK_KEY = int.from_bytes(b"XEROSYNC", "big")
+# "XEROSYNC" in ASCII, negated: invoices are locked by their (positive) ids in the same key space.
+_MIGRATION_LOCK_KEY = -int.from_bytes(b"XEROSYNC", "big")
 
 
 def apply_migrations(conn: psycopg.Connection) -> list[str]:

@@ -31,6 +31,7 @@ class EntityOutcome:
     failed: list[InvoiceNote] = field(default_factory=list)
     held: list[InvoiceNote] = field(default_factory=list)
     deferred: int = 0
+    elsewhere: int = 0  # exported (or being exported) by another run meanwhile
     unfinished: int = 0  # 'sending' or never reached: a chunk task did not complete
 
 
@@ -84,6 +85,8 @@ def summarise_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
             entity.held.append(InvoiceNote(invoice_label(invoice_id, number), reason or "no reason recorded"))
         elif outcome == "deferred":
             entity.deferred += 1
+        elif outcome == "elsewhere":
+            entity.elsewhere += 1
         else:
             entity.unfinished += 1
     if counts["exported"]:
@@ -129,6 +132,8 @@ def render_summary(summary: RunSummary) -> str:
         lines.extend(f"    - {note.label}: {note.reason}" for note in entity.held)
         if entity.deferred:
             lines.append(f"  Left for the next run: {entity.deferred}")
+        if entity.elsewhere:
+            lines.append(f"  Exported by another run meanwhile: {entity.elsewhere}")
         if entity.unfinished:
             lines.append(f"  Not finished (a chunk task failed; retry it): {entity.unfinished}")
     return "\n".join(lines)

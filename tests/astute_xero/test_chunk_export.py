@@ -188,3 +188,20 @@ def test_a_customer_renamed_in_astute_renames_its_contact_or_is_held_when_the_na
     (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
                                     (again[1],)).fetchone()
     assert "'Metro Health Services'" in reason and "already assigned to another contact" in reason
+
+
+def test_an_invoice_in_flight_in_another_live_worker_is_left_to_it(pipeline, database_url):
+    """Two runs (a backfill beside the schedule) holding the same invoice: only one sends it."""
+    import psycopg
+
+    ids = invoices(pipeline, numbered=3, unnumbered=1)
+    (first,) = pipeline.plan()
+    (second,) = pipeline.plan()  # another run's work list holds the same invoices
+    with psycopg.connect(database_url, autocommit=True) as other_worker:
+        other_worker.execute("SELECT pg_advisory_lock(%s)", (ids[0],))  # busy sending it right now
+        result = export_chunk(pipeline.db, pipeline.client, second)
+    assert (result.exported, result.skipped) == (3, 1)
+    assert ids[0] not in pipeline.status()
+    again = export_chunk(pipeline.db, pipeline.client, first)
+    assert (again.exported, again.skipped) == (1, 3), "the first run sends only what is left"
+    assert_exactly_once(pipeline, ids)
