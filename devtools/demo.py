@@ -81,8 +81,6 @@ def main() -> None:
         invoices = sandbox.backend.invoices(tenant_id)
         print(f"  {name}: {len(invoices)} invoice(s), {len(sandbox.backend.contacts(tenant_id))} contact(s)")
     print(f"\nXero Integration report pages (open in a browser): {AIRFLOW_HOME / 'reports'}/*.html")
-    print(f"Or from the command line: PYTHONPATH=plugins .venv/bin/python -m astute_xero.report "
-          f"--billing-entity-id 1 --db-url '{database_url}'")
     print("=" * 78)
     sandbox.stop()
 
