@@ -450,7 +450,7 @@ class SandboxApi:
         try:
             body = loads(req.body) if req.body.strip() else None
         except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(api_exception(14, "PostDataInvalidException", f"The request body is not valid JSON: {exc}"))
+            raise BadRequest(api_exception(14, "PostDataInvalidException", f"The request body is not valid JSON: {exc}")) from None
         if isinstance(body, dict):
             for name, value in body.items():
                 if name.lower() == key.lower() and isinstance(value, list):

@@ -143,16 +143,23 @@ def _export_locked(
     request_key = idempotency_key(key.tenant_id, [i.invoice_id for i in to_send], body)
     try:
         answered, call = client.create_invoices(key.tenant_id, xero_invoices, request_key)
-    except DailyLimitReached as error:
-        with conn.transaction():
-            sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
-            conn.execute(
-                load_sql("chunk_release"),
-                {"invoice_ids": [i.invoice_id for i in to_send], "previous_statuses": [previous[i.invoice_id] for i in to_send]},
-            )
-        sync_state.stop_tenant(conn, key.run_id, key.tenant_id, str(error))
-        return ChunkResult(0, 0, len(reconciled), skipped, stopped=True)
     except XeroCallError as error:
+        if isinstance(error, DailyLimitReached) or error.call.http_status == 403:
+            # Xero did nothing and will do nothing today (daily limit) or at all (the organisation is
+            # no longer connected): release the claims, stop this organisation for the run, say why.
+            reason = str(error) if isinstance(error, DailyLimitReached) else (
+                f"Xero refused access to organisation {key.tenant_id} ({error}): the Xero app is no longer "
+                "connected to it. Re-connect the organisation in Xero; its invoices wait for the next run."
+            )
+            with conn.transaction():
+                sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
+                conn.execute(
+                    load_sql("chunk_release"),
+                    {"invoice_ids": [i.invoice_id for i in to_send],
+                     "previous_statuses": [previous[i.invoice_id] for i in to_send]},
+                )
+            sync_state.stop_tenant(conn, key.run_id, key.tenant_id, reason)
+            return ChunkResult(0, 0, len(reconciled), skipped, stopped=True)
         with conn.transaction():
             sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
             if error.outcome_known:

@@ -167,7 +167,7 @@ class XeroClient:
                 "GET",
                 "Invoices",
                 tenant_id,
-                lambda **kw: self._accounting.get_invoices(
+                lambda page=page, **kw: self._accounting.get_invoices(
                     tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), created_by_my_app=True,
                     unitdp=4, page=page, page_size=1000, **kw,
                 ),

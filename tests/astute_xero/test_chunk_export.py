@@ -205,3 +205,16 @@ def test_an_invoice_in_flight_in_another_live_worker_is_left_to_it(pipeline, dat
     again = export_chunk(pipeline.db, pipeline.client, first)
     assert (again.exported, again.skipped) == (1, 3), "the first run sends only what is left"
     assert_exactly_once(pipeline, ids)
+
+
+def test_an_organisation_that_refuses_access_is_stopped_with_a_reason_and_nothing_is_claimed(pipeline):
+    ids = invoices(pipeline, numbered=2, unnumbered=0)
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.fail_next(1, status=403)
+    result = export_chunk(pipeline.db, pipeline.client, key)
+    assert result.stopped and pipeline.status() == {}
+    (detail,) = pipeline.db.execute("SELECT detail FROM xero_sync.run_entity").fetchone()
+    assert "no longer connected" in detail and "Re-connect" in detail
+    (key,) = pipeline.plan()
+    export_chunk(pipeline.db, pipeline.client, key)
+    assert_exactly_once(pipeline, ids)

@@ -6,7 +6,6 @@ import datetime as dt
 import shutil
 import subprocess
 import tempfile
-from decimal import Decimal
 
 import pytest
 
