@@ -12,22 +12,17 @@ Safe to trigger again: items already recorded are left as they are, and the log 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Param, dag, get_current_context, task
 
 from astute_xero import tasks
+from astute_xero.dag_policy import OPERATIONS_DAG
 
 
 @dag(
     dag_id="xero_historical_mock_export",
     doc_md=__doc__,
-    schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
-    tags=["xero", "astute", "operations"],
+    **OPERATIONS_DAG,
     params={
         "billing_entity_id": Param(
             type="integer", title="Billing entity", description="The Astute billing entity going live with Xero."

@@ -26,6 +26,7 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero import tasks
+from astute_xero.dag_policy import OWNER, START_DATE
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
            "max_retry_delay": dt.timedelta(minutes=10)}
@@ -36,10 +37,10 @@ RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
     doc_md=__doc__,
     # Data intervals matter: a run (and a backfill) exports what is dated up to its interval's end.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", **RETRIES},
+    default_args={"owner": OWNER, **RETRIES},
     tags=["xero", "astute", "invoices"],
     params={
         "billing_entity_ids": Param(

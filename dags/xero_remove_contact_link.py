@@ -9,21 +9,16 @@ by name, or creates it, and stores the new link.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Param, dag, get_current_context, task
 
 from astute_xero import tasks
+from astute_xero.dag_policy import OPERATIONS_DAG
 
 
 @dag(
     dag_id="xero_remove_contact_link",
     doc_md=__doc__,
-    schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
-    tags=["xero", "astute", "operations"],
+    **OPERATIONS_DAG,
     params={
         "customer_id": Param(type="integer", title="Customer", description="The Astute customer id."),
         "tenant_id": Param(

@@ -11,21 +11,16 @@ its log names each such item and why; the others are reset all the same.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import Param, dag, get_current_context, task
 
 from astute_xero import tasks
+from astute_xero.dag_policy import OPERATIONS_DAG
 
 
 @dag(
     dag_id="xero_reset_for_export",
     doc_md=__doc__,
-    schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
-    default_args={"owner": "data-engineering", "retries": 1, "retry_delay": dt.timedelta(seconds=30)},
-    tags=["xero", "astute", "operations"],
+    **OPERATIONS_DAG,
     params={
         "invoice_ids": Param(
             [], type="array", items={"type": "integer"}, title="Invoice ids",

@@ -16,7 +16,9 @@ def dagbag():
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "xero_invoice_export" in dagbag.dag_ids
+    assert set(dagbag.dag_ids) == {
+        "xero_invoice_export", "xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link"
+    }
 
 
 def test_every_dag_has_docs_tags_an_owner_and_retries(dagbag):
@@ -39,3 +41,9 @@ def test_export_dag_shape(dagbag):
     assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to"}
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
     assert dag.max_active_runs == 1
+
+
+def test_operations_dags_are_never_scheduled(dagbag):
+    for dag_id in ("xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link"):
+        timetable = dagbag.dags[dag_id].timetable
+        assert type(timetable).__name__ == "NullTimetable", f"{dag_id} runs only when a person triggers it"
