@@ -42,13 +42,9 @@ class MockExportResult:
 def mock_export(
     conn: psycopg.Connection, *, billing_entity_id: int, migration_date: dt.date | None, dag_id: str, airflow_run_id: str
 ) -> MockExportResult:
-    row = conn.execute(
-        "SELECT name, xero_tenant_id, xero_go_live_date FROM astute.billing_entity WHERE id = %s", (billing_entity_id,)
-    ).fetchone()
-    if row is None:
-        raise ValueError(f"billing entity {billing_entity_id} does not exist in astute.billing_entity.")
-    name, tenant_id, go_live = row
-    if tenant_id is None:
+    entity = sync_state.billing_entity(conn, billing_entity_id)
+    name, go_live = entity.name, entity.go_live
+    if entity.tenant_id is None:
         raise ValueError(f"billing entity {billing_entity_id} ({name}) is not linked to a Xero organisation "
                          "(billing_entity.xero_tenant_id is empty): link it before going live.")
     migration_date = migration_date or go_live

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 
+from astute_xero import sync_state
 from astute_xero.run_summary import invoice_label
 from astute_xero.sql import load_sql
 
@@ -74,12 +75,8 @@ class IntegrationReport:
 def build_report(
     conn: psycopg.Connection, billing_entity_id: int, date_from: dt.date | None = None, date_to: dt.date | None = None
 ) -> IntegrationReport:
-    row = conn.execute(
-        "SELECT name, xero_tenant_id, xero_go_live_date FROM astute.billing_entity WHERE id = %s", (billing_entity_id,)
-    ).fetchone()
-    if row is None:
-        raise ValueError(f"billing entity {billing_entity_id} does not exist in astute.billing_entity")
-    report = IntegrationReport(billing_entity_id, row[0], row[1], row[2], date_from, date_to,
+    entity = sync_state.billing_entity(conn, billing_entity_id)
+    report = IntegrationReport(billing_entity_id, entity.name, entity.tenant_id, entity.go_live, date_from, date_to,
                                dt.datetime.now(dt.timezone.utc))
     params = {"billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
     pay_runs = set()

@@ -28,6 +28,36 @@ class RunScope:
             "date_to": self.date_to.isoformat(),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunScope:
+        return cls(
+            data["billing_entity_ids"],
+            dt.date.fromisoformat(data["date_from"]) if data["date_from"] else None,
+            dt.date.fromisoformat(data["date_to"]),
+        )
+
+
+@dataclass(frozen=True)
+class BillingEntity:
+    id: int
+    name: str
+    tenant_id: str | None
+    go_live: dt.date | None
+
+
+def billing_entity(conn: psycopg.Connection, billing_entity_id: int) -> BillingEntity:
+    """An Astute billing entity, or a clear error naming the id that does not exist."""
+    row = conn.execute(load_sql("billing_entity"), {"billing_entity_id": billing_entity_id}).fetchone()
+    if row is None:
+        raise ValueError(f"billing entity {billing_entity_id} does not exist in astute.billing_entity.")
+    return BillingEntity(*row)
+
+
+def run_scope(conn: psycopg.Connection, run_id: int) -> RunScope:
+    """What a run was asked to export, as start_run recorded it."""
+    (params,) = conn.execute("SELECT params FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()
+    return RunScope.from_json(params)
+
 
 @dataclass(frozen=True)
 class EntityDecision:

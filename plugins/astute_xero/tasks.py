@@ -88,13 +88,7 @@ def start_export_run(
 
 def extract_sent_invoices(run_id: int) -> int:
     with closing(astute_connection()) as conn:
-        scope_json = conn.execute("SELECT params FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()[0]
-        scope = sync_state.RunScope(
-            scope_json["billing_entity_ids"],
-            dt.date.fromisoformat(scope_json["date_from"]) if scope_json["date_from"] else None,
-            dt.date.fromisoformat(scope_json["date_to"]),
-        )
-        selected = sync_state.select_sent_invoices(conn, run_id, scope)
+        selected = sync_state.select_sent_invoices(conn, run_id, sync_state.run_scope(conn, run_id))
     log.info("export run %s: %d Sent invoice(s) to export", run_id, selected)
     return selected
 
@@ -149,12 +143,11 @@ def summarise_run(run_id: int) -> dict[str, Any]:
     with closing(astute_connection()) as conn:
         summary = run_summary.summarise_run(conn, run_id)
         log.info("\n%s", run_summary.render_summary(summary))
-        scope = conn.execute("SELECT params FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()[0]
-        date_from = dt.date.fromisoformat(scope["date_from"]) if scope.get("date_from") else None
+        scope = sync_state.run_scope(conn, run_id)
         for entity in summary.entities:
             if entity.decision.startswith("skipped"):
                 continue
-            integration = report.build_report(conn, entity.billing_entity_id, date_from, dt.date.fromisoformat(scope["date_to"]))
+            integration = report.build_report(conn, entity.billing_entity_id, scope.date_from, scope.date_to)
             page = report.write_html(integration, report_directory())
             log.info("\n%s\nHTML report: %s", report.render_text(integration), page)
     if summary.unfinished:
