@@ -24,7 +24,7 @@ from astute_xero import chunk_planning, contacts, run_validation, sync_state
 from astute_xero.chunk_export import export_chunk
 from astute_xero.migrations import apply_migrations
 from astute_xero.pacing import Pacer
-from astute_xero.validation import InvoiceValidator
+from astute_xero.validation import DocumentValidator
 from astute_xero.xero_client import XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
 from devtools import astute_db
@@ -94,7 +94,7 @@ def main() -> int:
     sync_state.select_sent_invoices(conn, run_id, scope)
     phases["extract"] = time.perf_counter() - started
     mark = time.perf_counter()
-    summary = run_validation.validate_run(conn, client, run_id, InvoiceValidator())
+    summary = run_validation.validate_run(conn, client, run_id, DocumentValidator())
     phases["validate"] = time.perf_counter() - mark
     mark = time.perf_counter()
     contacts.resolve_contacts(conn, client, run_id)

@@ -1,10 +1,10 @@
--- Per-invoice outcomes of one call, written in the same transaction as its api_log row.
-UPDATE xero_sync.invoice_export x
+-- Per-document outcomes of one call, written in the same transaction as its api_log row.
+UPDATE {export_table} x
 SET status = o.status,
-    xero_invoice_id = COALESCE(o.xero_invoice_id, x.xero_invoice_id),
+    {xero_id_column} = COALESCE(o.xero_id, x.{xero_id_column}),
     exported_at = CASE WHEN o.status = 'exported' THEN now() ELSE x.exported_at END,
     last_error = o.error,
     updated_at = now()
-FROM unnest(%(invoice_ids)s::bigint[], %(statuses)s::text[], %(xero_invoice_ids)s::uuid[], %(errors)s::text[])
-     AS o(invoice_id, status, xero_invoice_id, error)
-WHERE x.invoice_id = o.invoice_id AND x.status = 'sending';
+FROM unnest(%(document_ids)s::bigint[], %(statuses)s::text[], %(xero_ids)s::uuid[], %(errors)s::text[])
+     AS o(document_id, status, xero_id, error)
+WHERE x.{id_column} = o.document_id AND x.status = 'sending';

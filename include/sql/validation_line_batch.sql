@@ -1,5 +1,5 @@
-SELECT l.invoice_id, l.line_no, l.description, l.quantity, l.unit_amount, round(l.quantity * l.unit_amount, 2),
+SELECT l.document_id, l.line_no, l.description, l.quantity, l.unit_amount, round(l.quantity * l.unit_amount, 2),
        l.account_code, l.tax_type
-FROM astute.invoice_line l
-WHERE l.invoice_id = ANY (%(invoice_ids)s::bigint[])
-ORDER BY l.invoice_id, l.line_no;
+FROM xero_sync.astute_document_line l
+WHERE l.kind = %(kind)s AND l.document_id = ANY (%(document_ids)s::bigint[])
+ORDER BY l.document_id, l.line_no;

@@ -1,6 +1,10 @@
-"""Chunks: at most 100 invoices and safely under Xero's 3.5 MB body limit, one API call each.
+"""Chunks: at most 100 invoices (or 100 credit notes) and safely under Xero's 3.5 MB body limit, one API call each.
 
-The planner streams (invoice_id, estimated size) pairs and never holds invoices.
+A chunk holds one kind of document. Per organisation, invoices are numbered first and credit
+notes after them, so that a credit note is sent after the invoice it credits. Credit notes whose
+invoice is neither in Xero nor going this run wait for it and get no chunk.
+
+The planner streams (document_id, estimated size) pairs and never holds documents.
 A run maps one Airflow task per chunk, so the number of chunks per run is
 capped (Airflow's max_map_length is 1024, and Xero allows 5,000 calls a day per
 organisation anyway); what does not fit is deferred to the next run, shared
@@ -16,6 +20,7 @@ import psycopg
 
 from astute_xero import sync_state
 from astute_xero.chunk_export import ChunkKey
+from astute_xero.documents import CREDIT_NOTE, INVOICE
 from astute_xero.sql import load_sql
 
 MAX_INVOICES_PER_CHUNK = 100
@@ -28,14 +33,15 @@ def assign_chunks(
     *,
     max_invoices: int = MAX_INVOICES_PER_CHUNK,
     max_bytes: int = MAX_CHUNK_BYTES,
+    first_chunk_no: int = 1,
 ) -> Iterator[tuple[int, int, int]]:
-    """(invoice_id, chunk_no, estimated_bytes) for each (invoice_id, estimated_bytes), greedily, in order."""
-    chunk_no, count, size = 1, 0, 0
-    for invoice_id, estimated in sizes:
+    """(document_id, chunk_no, estimated_bytes) for each (document_id, estimated_bytes), greedily, in order."""
+    chunk_no, count, size = first_chunk_no, 0, 0
+    for document_id, estimated in sizes:
         if count and (count == max_invoices or size + estimated > max_bytes):
             chunk_no, count, size = chunk_no + 1, 0, 0
         count, size = count + 1, size + estimated
-        yield invoice_id, chunk_no, estimated
+        yield document_id, chunk_no, estimated
 
 
 def share_chunk_budget(chunks_needed: dict[str, int], budget: int = MAX_CHUNKS_PER_RUN) -> dict[str, int]:
@@ -50,36 +56,42 @@ def share_chunk_budget(chunks_needed: dict[str, int], budget: int = MAX_CHUNKS_P
 
 
 def plan_chunks(conn: psycopg.Connection, run_id: int, tenants: list[tuple[str, str]]) -> list[ChunkKey]:
-    """Assign every ready invoice of the run to a chunk (or defer it); return the chunks to export.
+    """Assign every ready document of the run to a chunk (or defer it); return the chunks to export.
 
-    Rows stream from a server-side cursor into a COPY buffer (about 20 bytes an invoice); only
+    Rows stream from a server-side cursor into a COPY buffer (about 30 bytes a document); only
     per-chunk totals are kept in memory.
     """
     buffer = io.StringIO()
-    totals: dict[tuple[str, int], list[int]] = {}  # (tenant, chunk) -> [invoices, estimated bytes]
+    totals: dict[tuple[str, int], list] = {}  # (tenant, chunk) -> [kind, documents, estimated bytes]
     needed: dict[str, int] = {}
     with conn.transaction():
+        conn.execute(load_sql("credit_notes_waiting"), {"run_id": run_id, "tenant_id": None, "chunk_no": None})
         for tenant_id, _ in tenants:
-            with conn.cursor(name=f"chunk_sizes_{run_id}") as cursor:
-                cursor.itersize = 10_000
-                cursor.execute(load_sql("chunk_size_estimates"), {"run_id": run_id, "tenant_id": tenant_id})
-                sizes = ((invoice_id, int(size)) for invoice_id, size in cursor)
-                for invoice_id, chunk_no, size in assign_chunks(sizes):
-                    buffer.write(f"{tenant_id}\t{invoice_id}\t{chunk_no}\n")
-                    total = totals.setdefault((tenant_id, chunk_no), [0, 0])
-                    total[0] += 1
-                    total[1] += size
-                    needed[tenant_id] = chunk_no
+            for kind in (INVOICE, CREDIT_NOTE):
+                with conn.cursor(name=f"chunk_sizes_{run_id}") as cursor:
+                    cursor.itersize = 10_000
+                    cursor.execute(load_sql("chunk_size_estimates"),
+                                   {"run_id": run_id, "tenant_id": tenant_id, "kind": kind.name})
+                    sizes = ((document_id, int(size)) for document_id, size in cursor)
+                    first = needed.get(tenant_id, 0) + 1
+                    for document_id, chunk_no, size in assign_chunks(sizes, first_chunk_no=first):
+                        buffer.write(f"{tenant_id}\t{kind.name}\t{document_id}\t{chunk_no}\n")
+                        total = totals.setdefault((tenant_id, chunk_no), [kind.name, 0, 0])
+                        total[1] += 1
+                        total[2] += size
+                        needed[tenant_id] = chunk_no
 
         allowed = share_chunk_budget(needed)
         labels = dict(tenants)
         chunk_rows = [
-            (run_id, tenant_id, chunk_no, count, size)
-            for (tenant_id, chunk_no), (count, size) in sorted(totals.items())
+            (run_id, tenant_id, kind, chunk_no, count, size)
+            for (tenant_id, chunk_no), (kind, count, size) in sorted(totals.items())
             if chunk_no <= allowed[tenant_id]
         ]
-        conn.execute("CREATE TEMP TABLE chunk_assignment (tenant_id text, invoice_id bigint, chunk_no int) ON COMMIT DROP")
-        with conn.cursor().copy("COPY chunk_assignment (tenant_id, invoice_id, chunk_no) FROM STDIN") as copy:
+        conn.execute(
+            "CREATE TEMP TABLE chunk_assignment (tenant_id text, kind text, document_id bigint, chunk_no int) ON COMMIT DROP"
+        )
+        with conn.cursor().copy("COPY chunk_assignment (tenant_id, kind, document_id, chunk_no) FROM STDIN") as copy:
             copy.write(buffer.getvalue())
         conn.execute(
             "CREATE TEMP TABLE chunk_allowance (tenant_id text PRIMARY KEY, chunks int) ON COMMIT DROP"
@@ -87,15 +99,15 @@ def plan_chunks(conn: psycopg.Connection, run_id: int, tenants: list[tuple[str, 
         with conn.cursor() as cursor:
             cursor.executemany("INSERT INTO chunk_allowance VALUES (%s, %s)", list(allowed.items()))
             cursor.executemany(
-                "INSERT INTO xero_sync.export_chunk (run_id, tenant_id, chunk_no, invoice_count, estimated_bytes) "
-                "VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO xero_sync.export_chunk (run_id, tenant_id, kind, chunk_no, document_count, estimated_bytes) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
                 chunk_rows,
             )
         conn.execute(load_sql("chunk_assign"), {"run_id": run_id})
         conn.execute(load_sql("run_count_chunks"), {"run_id": run_id, "chunks": len(chunk_rows)})
     sync_state.refresh_work_list_statistics(conn)
     return [
-        ChunkKey(run_id, tenant_id, chunk_no, allowed[tenant_id], labels[tenant_id])
-        for run_id, tenant_id, chunk_no, _, _ in chunk_rows
+        ChunkKey(run_id, tenant_id, kind, chunk_no, allowed[tenant_id], labels[tenant_id])
+        for run_id, tenant_id, kind, chunk_no, _, _ in chunk_rows
     ]
 

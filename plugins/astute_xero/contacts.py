@@ -86,7 +86,7 @@ def _check_existing_links(conn: psycopg.Connection, client: XeroClient, run_id: 
                         relinked += 1
                         continue
                     held += conn.execute(
-                        load_sql("hold_customer_invoices"),
+                        load_sql("hold_customer_documents"),
                         {
                             "run_id": run_id,
                             "tenant_id": tenant_id,
@@ -116,7 +116,7 @@ def _push_rename(
         if not error.outcome_known:
             raise
         return conn.execute(
-            load_sql("hold_customer_invoices"),
+            load_sql("hold_customer_documents"),
             {
                 "run_id": run_id,
                 "tenant_id": tenant_id,
@@ -199,7 +199,7 @@ def _resolve_for_tenant(
         for key, reason in refused.items():
             for customer_id in wanted[key]:
                 held += conn.execute(
-                    load_sql("hold_customer_invoices"),
+                    load_sql("hold_customer_documents"),
                     {
                         "run_id": run_id,
                         "tenant_id": tenant_id,

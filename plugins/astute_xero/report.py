@@ -22,17 +22,17 @@ from pathlib import Path
 import psycopg
 
 from astute_xero import sync_state
-from astute_xero.run_summary import invoice_label
+from astute_xero.documents import CREDIT_NOTE, KINDS
 from astute_xero.sql import load_sql
 
 RECENT_RUNS = 10
 
 
 @dataclass(frozen=True)
-class BlockedInvoice:
+class BlockedDocument:
     label: str
-    invoice_date: dt.date
-    kind: str  # "Validation error" or "Failed in Xero"
+    document_date: dt.date
+    kind: str  # "Validation error", "Failed in Xero", "Waiting for its invoice" or "Not allocated"
     reason: str
 
 
@@ -46,9 +46,10 @@ class RunLine:
     decision: str
     detail: str | None
     chunks: int
-    exported: int
+    exported: str  # "invoices + credit notes"
     failed: int
     held: int
+    allocated: int
     mock_exported: int
 
 
@@ -64,7 +65,7 @@ class IntegrationReport:
     invoices_to_export: int = 0
     pay_runs_to_export: int = 0
     credit_notes_to_export: int = 0
-    blocked: list[BlockedInvoice] = field(default_factory=list)
+    blocked: list[BlockedDocument] = field(default_factory=list)
     runs: list[RunLine] = field(default_factory=list)
 
     @property
@@ -80,19 +81,27 @@ def build_report(
                                dt.datetime.now(dt.timezone.utc))
     params = {"billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
     pay_runs = set()
-    for invoice_id, number, invoice_date, pay_run_id, status, last_error, issues in conn.execute(
+    for kind_name, document_id, number, document_date, pay_run_id, status, last_error, issues, waiting in conn.execute(
         load_sql("report_outstanding"), params
     ):
-        report.invoices_to_export += 1
+        if kind_name == CREDIT_NOTE.name:
+            report.credit_notes_to_export += 1
+        else:
+            report.invoices_to_export += 1
         if pay_run_id is not None:
             pay_runs.add(pay_run_id)
-        label = invoice_label(invoice_id, number)
+        label = KINDS[kind_name].describe(document_id, number)
         if issues:
-            report.blocked.append(BlockedInvoice(label, invoice_date, "Validation error", issues))
+            report.blocked.append(BlockedDocument(label, document_date, "Validation error", issues))
         elif status == "failed":
-            report.blocked.append(BlockedInvoice(label, invoice_date, "Failed in Xero", last_error or ""))
+            report.blocked.append(BlockedDocument(label, document_date, "Failed in Xero", last_error or ""))
+        elif waiting:
+            report.blocked.append(BlockedDocument(label, document_date, "Waiting for its invoice", waiting))
     report.pay_runs_to_export = len(pay_runs)
-    (report.credit_notes_to_export,) = conn.execute(load_sql("report_credit_notes_outstanding"), params).fetchone()
+    for credit_note_id, number, credit_date, detail in conn.execute(load_sql("report_allocation_failures"), params):
+        report.blocked.append(
+            BlockedDocument(CREDIT_NOTE.describe(credit_note_id, number), credit_date, "Not allocated", detail or "")
+        )
     report.runs = [RunLine(*r) for r in conn.execute(load_sql("report_recent_runs"),
                                                      {"billing_entity_id": billing_entity_id, "limit": RECENT_RUNS})]
     return report
@@ -104,13 +113,14 @@ def render_text(report: IntegrationReport) -> str:
         f"  Invoices still to export:     {report.invoices_to_export}",
         f"  Pay runs still to export:     {report.pay_runs_to_export}",
         f"  Credit notes still to export: {report.credit_notes_to_export}",
-        f"  Validation errors and Xero failures: {len(report.blocked)}",
+        f"  Validation errors, Xero failures and waiting credit notes: {len(report.blocked)}",
     ]
-    lines += [f"    - {b.label} ({b.invoice_date}): {b.kind}: {b.reason}" for b in report.blocked]
+    lines += [f"    - {b.label} ({b.document_date}): {b.kind}: {b.reason}" for b in report.blocked]
     lines.append("  Last runs:")
     lines += [
         f"    run {r.run_id} {r.kind} {r.started_at:%Y-%m-%d %H:%M} {r.status}: {r.chunks} chunk(s) in the API log, "
-        f"{r.exported} exported, {r.failed} failed, {r.held} held back"
+        f"{r.exported} (invoices + credit notes) exported, {r.failed} failed, {r.held} held back, "
+        f"{r.allocated} allocated"
         + (f", {r.mock_exported} mock-exported" if r.mock_exported else "")
         + (f" ({r.detail})" if r.detail else "")
         for r in report.runs
@@ -141,7 +151,7 @@ def render_html(report: IntegrationReport) -> str:
         ("Invoices still to export", report.invoices_to_export, False),
         ("Pay runs still to export", report.pay_runs_to_export, False),
         ("Credit notes still to export", report.credit_notes_to_export, False),
-        ("Validation errors and Xero failures", len(report.blocked), bool(report.blocked)),
+        ("Validation errors, failures and waiting credit notes", len(report.blocked), bool(report.blocked)),
     ]
     tile_html = "".join(
         f'<div class="tile{" bad" if bad else ""}"><div class="n" data-count="{e(label)}">{n}</div>'
@@ -149,17 +159,17 @@ def render_html(report: IntegrationReport) -> str:
         for label, n, bad in tiles
     )
     blocked_rows = "".join(
-        f'<tr><td class="nowrap">{e(b.label)}</td><td class="nowrap">{b.invoice_date}</td>'
-        f'<td class="kind {"v" if b.kind.startswith("Validation") else "x"}">{e(b.kind)}</td>'
+        f'<tr><td class="nowrap">{e(b.label)}</td><td class="nowrap">{b.document_date}</td>'
+        f'<td class="kind {"x" if b.kind == "Failed in Xero" else "v"}">{e(b.kind)}</td>'
         f"<td>{'<br>'.join(e(part) for part in b.reason.split(' | '))}</td></tr>"
         for b in report.blocked
     ) or '<tr><td colspan="4" class="empty">Nothing blocks the export.</td></tr>'
     run_rows = "".join(
         f"<tr><td>{r.run_id}</td><td>{e(r.kind.replace('_', ' '))}</td><td class=\"nowrap\">{r.started_at:%Y-%m-%d %H:%M}</td>"
-        f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{r.exported}</td><td>{r.failed}</td>"
-        f"<td>{r.held}</td><td>{r.mock_exported}</td><td>{e(r.detail or '')}</td></tr>"
+        f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{e(r.exported)}</td><td>{r.failed}</td>"
+        f"<td>{r.held}</td><td>{r.allocated}</td><td>{r.mock_exported}</td><td>{e(r.detail or '')}</td></tr>"
         for r in report.runs
-    ) or '<tr><td colspan="10" class="empty">No export has run for this entity yet.</td></tr>'
+    ) or '<tr><td colspan="11" class="empty">No export has run for this entity yet.</td></tr>'
     organisation = f"Xero organisation {e(report.tenant_id)}" if report.tenant_id else "not linked to Xero"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -167,15 +177,16 @@ def render_html(report: IntegrationReport) -> str:
 <body>
 <h1>Xero Integration - {e(report.entity_name)}</h1>
 <div class="meta">Billing entity {report.billing_entity_id} · {organisation} · live since {report.go_live or 'not live'}
- · invoices dated {e(report.period)} · generated {report.generated_at:%Y-%m-%d %H:%M} UTC</div>
+ · documents dated {e(report.period)} · generated {report.generated_at:%Y-%m-%d %H:%M} UTC</div>
 <h2>Report Summary</h2>
 <div class="tiles">{tile_html}</div>
-<h2>Validation errors and failures (fix these in Astute, then export again)</h2>
-<table><thead><tr><th>Invoice</th><th>Date</th><th>Problem</th><th>What to fix</th></tr></thead>
+<h2>What blocks the export (fix these in Astute or Xero, then export again)</h2>
+<table><thead><tr><th>Document</th><th>Date</th><th>Problem</th><th>What to fix</th></tr></thead>
 <tbody>{blocked_rows}</tbody></table>
 <h2>Last runs</h2>
-<table><thead><tr><th>Run</th><th>Kind</th><th>Started</th><th>Outcome</th><th>Chunks (API log)</th><th>Exported</th>
-<th>Failed</th><th>Held back</th><th>Mock-exported</th><th>Note</th></tr></thead>
+<table><thead><tr><th>Run</th><th>Kind</th><th>Started</th><th>Outcome</th><th>Chunks (API log)</th>
+<th>Exported (invoices + credit notes)</th><th>Failed</th><th>Held back</th><th>Allocated</th><th>Mock-exported</th>
+<th>Note</th></tr></thead>
 <tbody>{run_rows}</tbody></table>
 </body></html>
 """

@@ -101,17 +101,22 @@ def decide_entities(conn: psycopg.Connection, run_id: int, entity_ids: list[int]
     ]
 
 
-def select_sent_invoices(conn: psycopg.Connection, run_id: int, scope: RunScope) -> int:
-    """Put every eligible invoice's id in the run's work list; return how many."""
+def select_documents(conn: psycopg.Connection, run_id: int, scope: RunScope) -> dict[str, int]:
+    """Put every eligible invoice's and credit note's id in the run's work list; return how many of each."""
     with conn.transaction():
-        cursor = conn.execute(
-            load_sql("select_sent_invoices"),
+        conn.execute(
+            load_sql("select_documents"),
             {"run_id": run_id, "date_from": scope.date_from, "date_to": scope.date_to},
         )
-        selected = cursor.rowcount
-        conn.execute("UPDATE xero_sync.export_run SET invoices_selected = %s WHERE run_id = %s", (selected, run_id))
+        selected = dict(
+            conn.execute("SELECT kind, count(*) FROM xero_sync.run_document WHERE run_id = %s GROUP BY kind", (run_id,))
+        )
+        conn.execute(
+            "UPDATE xero_sync.export_run SET invoices_selected = %s, credit_notes_selected = %s WHERE run_id = %s",
+            (selected.get("invoice", 0), selected.get("credit_note", 0), run_id),
+        )
     refresh_work_list_statistics(conn)
-    return selected
+    return {"invoices": selected.get("invoice", 0), "credit_notes": selected.get("credit_note", 0)}
 
 
 def refresh_work_list_statistics(conn: psycopg.Connection) -> None:
@@ -120,7 +125,7 @@ def refresh_work_list_statistics(conn: psycopg.Connection) -> None:
     With stale statistics the planner believes no row is 'ready' (or in a chunk) and picks a nested
     loop over a sequential scan: quadratic. ANALYZE samples, so it costs little at any size.
     """
-    conn.execute("ANALYZE xero_sync.run_invoice")
+    conn.execute("ANALYZE xero_sync.run_document")
 
 
 def exporting_tenants(conn: psycopg.Connection, run_id: int) -> list[tuple[str, str]]:

@@ -16,8 +16,9 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero import chunk_planning, contacts, operations, report, run_summary, run_validation, sync_state
+from astute_xero import allocation, chunk_planning, contacts, operations, report, run_summary, run_validation, sync_state
 from astute_xero.chunk_export import ChunkKey, export_chunk
+from astute_xero.documents import CREDIT_NOTE, INVOICE
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.migrations import apply_migrations
 from astute_xero.xero_client import ApiCall, XeroClient
@@ -86,18 +87,19 @@ def start_export_run(
     return run_id
 
 
-def extract_sent_invoices(run_id: int) -> int:
+def extract_documents(run_id: int) -> dict[str, int]:
     with closing(astute_connection()) as conn:
-        selected = sync_state.select_sent_invoices(conn, run_id, sync_state.run_scope(conn, run_id))
-    log.info("export run %s: %d Sent invoice(s) to export", run_id, selected)
+        selected = sync_state.select_documents(conn, run_id, sync_state.run_scope(conn, run_id))
+    log.info("export run %s: %d Sent invoice(s) and %d Sent credit note(s) to export",
+             run_id, selected["invoices"], selected["credit_notes"])
     return selected
 
 
-def validate_invoices(run_id: int) -> dict[str, int]:
-    from astute_xero.validation import InvoiceValidator
+def validate_documents(run_id: int) -> dict[str, int]:
+    from astute_xero.validation import DocumentValidator
 
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
-        result = run_validation.validate_run(conn, client, run_id, InvoiceValidator())
+        result = run_validation.validate_run(conn, client, run_id, DocumentValidator())
     log.info("export run %s: %d checked, %d held back by validation", run_id, result.checked, result.held)
     return dataclasses.asdict(result)
 
@@ -108,22 +110,38 @@ def resolve_contacts(run_id: int) -> dict[str, int]:
     return dataclasses.asdict(result)
 
 
-def plan_chunks(run_id: int) -> list[dict[str, Any]]:
+def plan_chunks(run_id: int) -> dict[str, list[dict[str, Any]]]:
+    """The chunks to export, by kind: invoice chunks first, credit-note chunks after them."""
     with closing(astute_connection()) as conn:
         keys = chunk_planning.plan_chunks(conn, run_id, sync_state.exporting_tenants(conn, run_id))
-    log.info("export run %s: %d chunk(s) planned", run_id, len(keys))
-    return [dataclasses.asdict(key) for key in keys]
+    chunks = {
+        "invoice_chunks": [dataclasses.asdict(key) for key in keys if key.kind == INVOICE.name],
+        "credit_note_chunks": [dataclasses.asdict(key) for key in keys if key.kind == CREDIT_NOTE.name],
+    }
+    log.info("export run %s: %d invoice chunk(s) and %d credit-note chunk(s) planned",
+             run_id, len(chunks["invoice_chunks"]), len(chunks["credit_note_chunks"]))
+    return chunks
 
 
 def chunk_label(chunk: dict[str, Any]) -> str:
     return ChunkKey(**chunk).label
 
 
-def export_invoice_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+def export_document_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     key = ChunkKey(**chunk)
     with closing(astute_connection()) as conn, closing(_xero_client(key.run_id)) as client:
         result = export_chunk(conn, client, key)
     log.info("%s: %s", key.label, result)
+    if result.waiting:
+        log.info("%s: %d credit note(s) wait for their invoice, which is not in Xero yet", key.label, result.waiting)
+    return dataclasses.asdict(result)
+
+
+def allocate_credit_notes(run_id: int) -> dict[str, int]:
+    with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
+        result = allocation.allocate_run(conn, client, run_id)
+    log.info("export run %s: %d credit note(s) allocated, %d with nothing to apply, %d refused by Xero",
+             run_id, result.allocated, result.nothing, result.failed)
     return dataclasses.asdict(result)
 
 
@@ -152,7 +170,7 @@ def summarise_run(run_id: int) -> dict[str, Any]:
             log.info("\n%s\nHTML report: %s", report.render_text(integration), page)
     if summary.unfinished:
         raise AirflowFailException(
-            f"{summary.unfinished} invoice(s) of export run {run_id} were not finished because an upstream task "
+            f"{summary.unfinished} document(s) of export run {run_id} were not finished because an upstream task "
             "failed (see its log); clear the failed tasks to finish them, or the next run picks them up."
         )
     return {"run_id": run_id, "status": summary.status, "exported": summary.exported,

@@ -1,9 +1,9 @@
 """Validation before any call to Xero: the Report Summary's "Validation Errors".
 
-Invoices are checked by columns with Great Expectations, one batch of
-invoices (and their lines) at a time, against the chart of the Xero
-organisation they go to. Each failed expectation names the rows it failed on;
-every such row becomes a ValidationIssue a finance person can act on.
+Invoices and credit notes are checked by columns with Great Expectations, one
+batch of documents of one kind (and their lines) at a time, against the chart of
+the Xero organisation they go to. Each failed expectation names the rows it
+failed on; every such row becomes a ValidationIssue a finance person can act on.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from typing import Any
 
 import pandas as pd
 
+from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
+
 HEADER_COLUMNS = [
-    "invoice_id", "invoice_number", "customer_name", "invoice_date", "due_date", "currency", "line_count", "subtotal",
+    "document_id", "number", "customer_name", "document_date", "due_date", "currency", "line_count", "subtotal",
+    "credited_invoice_id", "credited_invoice_number", "credited_invoice_problem",
 ]
 LINE_COLUMNS = [
-    "invoice_id", "line_no", "description", "quantity", "unit_amount", "line_amount", "account_code", "tax_type",
+    "document_id", "line_no", "description", "quantity", "unit_amount", "line_amount", "account_code", "tax_type",
 ]
 
 MAX_DESCRIPTION_LENGTH = 4000  # Xero refuses longer line descriptions
@@ -38,7 +41,7 @@ class XeroChart:
 
 @dataclass(frozen=True)
 class ValidationIssue:
-    invoice_id: int
+    document_id: int
     line_no: int | None
     rule: str
     message: str
@@ -50,6 +53,7 @@ class _Rule:
     table: str  # "header" or "line"
     expectation: Callable[[XeroChart], Any]
     message: Callable[[dict[str, Any], XeroChart], str]
+    kinds: tuple[DocumentKind, ...] = (INVOICE, CREDIT_NOTE)
 
 
 def _gx() -> Any:
@@ -74,30 +78,40 @@ def _rules() -> list[_Rule]:
             "no_lines",
             "header",
             lambda chart: E.ExpectColumnValuesToBeBetween(column="line_count", min_value=1),
-            lambda row, chart: "The invoice has no lines. Add at least one line in Astute, or void the invoice.",
+            lambda row, chart: "It has no lines. Add at least one line in Astute, or void it.",
         ),
         _Rule(
             "due_before_invoice_date",
             "header",
             lambda chart: E.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="due_date", column_B="invoice_date", or_equal=True
+                column_A="due_date", column_B="document_date", or_equal=True
             ),
             lambda row, chart: f"The due date {row['due_date']:%Y-%m-%d} is before the invoice date "
-            f"{row['invoice_date']:%Y-%m-%d}. Correct the due date in Astute.",
+            f"{row['document_date']:%Y-%m-%d}. Correct the due date in Astute.",
+            kinds=(INVOICE,),
         ),
         _Rule(
             "currency_not_subscribed",
             "header",
             lambda chart: E.ExpectColumnValuesToBeInSet(column="currency", value_set=sorted(chart.currencies)),
             lambda row, chart: f"Currency {row['currency']} is not enabled in the Xero organisation "
-            f"'{chart.organisation_name}'. Add it in Xero (Settings > Currencies) or correct the invoice currency.",
+            f"'{chart.organisation_name}'. Add it in Xero (Settings > Currencies) or correct the currency in Astute.",
         ),
         _Rule(
             "negative_total",
             "header",
             lambda chart: E.ExpectColumnValuesToBeBetween(column="subtotal", min_value=0),
-            lambda row, chart: f"The invoice adds up to {row['subtotal']:,.2f}, a negative amount. A credit is raised "
-            "as a credit note in Astute, not as an invoice.",
+            lambda row, chart: f"It adds up to {row['subtotal']:,.2f}, a negative amount. A credit is raised "
+            "as a credit note in Astute, not as a negative invoice; a credit note's lines are positive amounts.",
+        ),
+        _Rule(
+            "credited_invoice_mismatch",
+            "header",
+            lambda chart: E.ExpectColumnValuesToBeNull(column="credited_invoice_problem"),
+            lambda row, chart: f"It credits invoice {row['credited_invoice_number'] or row['credited_invoice_id']}, which "
+            f"{row['credited_invoice_problem']}. Xero allocates a credit note only to a posted invoice of the same "
+            "organisation, Contact and currency: correct the credit note's invoice in Astute.",
+            kinds=(CREDIT_NOTE,),
         ),
         _Rule(
             "line_amount_implausible",
@@ -138,7 +152,7 @@ def _rules() -> list[_Rule]:
     ]
 
 
-class InvoiceValidator:
+class DocumentValidator:
     """One Great Expectations context for a whole task; suites are built per organisation chart."""
 
     def __init__(self) -> None:
@@ -154,34 +168,37 @@ class InvoiceValidator:
             for table in ("header", "line")
         }
         self._rules = _rules()
-        self._definitions: dict[tuple[str, str], Any] = {}
+        self._definitions: dict[tuple[str, str, str], Any] = {}
 
-    def _definition(self, table: str, chart: XeroChart) -> Any:
-        key = (table, chart.tenant_id)
+    def _definition(self, kind: DocumentKind, table: str, chart: XeroChart) -> Any:
+        key = (kind.name, table, chart.tenant_id)
         if key not in self._definitions:
             gx = self._gx
-            suite = self._context.suites.add(gx.ExpectationSuite(name=f"{table}-{chart.tenant_id}"))
+            name = "-".join(key)
+            suite = self._context.suites.add(gx.ExpectationSuite(name=name))
             for rule in self._rules:
-                if rule.table == table:
+                if rule.table == table and kind in rule.kinds:
                     expectation = rule.expectation(chart)
                     expectation.meta = {"rule": rule.name}
                     suite.add_expectation(expectation)
             self._definitions[key] = self._context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{table}-{chart.tenant_id}", data=self._batches[table], suite=suite)
+                gx.ValidationDefinition(name=name, data=self._batches[table], suite=suite)
             )
         return self._definitions[key]
 
-    def validate(self, headers: pd.DataFrame, lines: pd.DataFrame, chart: XeroChart) -> list[ValidationIssue]:
-        """Every issue found in this batch of invoices, one per failing invoice (or line) and rule."""
+    def validate(
+        self, kind: DocumentKind, headers: pd.DataFrame, lines: pd.DataFrame, chart: XeroChart
+    ) -> list[ValidationIssue]:
+        """Every issue found in this batch of documents of one kind, one per failing document (or line) and rule."""
         issues: list[ValidationIssue] = []
         for table, frame, keys in (
-            ("header", headers, ["invoice_id"]),
-            ("line", lines, ["invoice_id", "line_no"]),
+            ("header", headers, ["document_id"]),
+            ("line", lines, ["document_id", "line_no"]),
         ):
             if frame.empty:
                 continue
             frame = frame.reset_index(drop=True)
-            result = self._definition(table, chart).run(
+            result = self._definition(kind, table, chart).run(
                 batch_parameters={"dataframe": frame},
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
             )
@@ -190,23 +207,23 @@ class InvoiceValidator:
 
     def _issues(self, table: str, frame: pd.DataFrame, result: Any, chart: XeroChart) -> Iterable[ValidationIssue]:
         by_name = {rule.name: rule for rule in self._rules}
-        indexed = frame.set_index(["invoice_id", "line_no"] if table == "line" else ["invoice_id"], drop=False)
+        indexed = frame.set_index(["document_id", "line_no"] if table == "line" else ["document_id"], drop=False)
         for outcome in result.results:
             if outcome.success:
                 continue
             rule = by_name[outcome.expectation_config.meta["rule"]]
             for index in outcome.result.get("unexpected_index_list") or []:
-                invoice_id = int(index["invoice_id"])
+                document_id = int(index["document_id"])
                 line_no = int(index["line_no"]) if table == "line" else None
-                row = indexed.loc[(invoice_id, line_no) if line_no is not None else invoice_id]
+                row = indexed.loc[(document_id, line_no) if line_no is not None else document_id]
                 if isinstance(row, pd.DataFrame):  # duplicate keys cannot happen, but never index blindly
                     row = row.iloc[0]
-                yield ValidationIssue(invoice_id, line_no, rule.name, rule.message(row.to_dict(), chart))
+                yield ValidationIssue(document_id, line_no, rule.name, rule.message(row.to_dict(), chart))
 
 
 def header_frame(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=HEADER_COLUMNS)
-    frame["invoice_date"] = pd.to_datetime(frame["invoice_date"])
+    frame["document_date"] = pd.to_datetime(frame["document_date"])
     frame["due_date"] = pd.to_datetime(frame["due_date"])
     frame["line_count"] = frame["line_count"].astype("int64")
     frame["subtotal"] = frame["subtotal"].astype("float64")  # compared with a bound only: float is exact enough

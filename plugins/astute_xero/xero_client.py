@@ -18,11 +18,22 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import urllib3
-from xero_python.accounting import AccountingApi, Contact, Contacts, Invoice, Invoices
+from xero_python.accounting import (
+    AccountingApi,
+    Allocation,
+    Allocations,
+    Contact,
+    Contacts,
+    CreditNote,
+    CreditNotes,
+    Invoice,
+    Invoices,
+)
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
 
+from astute_xero.documents import INVOICE, DocumentKind
 from astute_xero.pacing import Pacer
 from astute_xero.validation import XeroChart
 from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
@@ -128,56 +139,108 @@ class XeroClient:
         raise RuntimeError("xero-python tried to refresh a token by itself; the TokenStore owns refreshes")
 
     # --- the calls ---------------------------------------------------------------------
-    def create_invoices(self, tenant_id: str, invoices: Sequence[Invoice], idempotency_key: str) -> tuple[list[Invoice], ApiCall]:
-        result, call = self._invoke(
-            "PUT",
-            "Invoices",
-            tenant_id,
-            lambda **kw: self._accounting.create_invoices(
-                tenant_id,
-                Invoices(invoices=list(invoices)),
-                summarize_errors=False,
-                unitdp=4,
+    def create_documents(
+        self, kind: DocumentKind, tenant_id: str, elements: Sequence[Invoice | CreditNote], idempotency_key: str
+    ) -> tuple[list[Invoice | CreditNote], ApiCall]:
+        """PUT /Invoices or /CreditNotes: create only, every element answered (summarizeErrors=false)."""
+        options = {"summarize_errors": False, "unitdp": 4, "idempotency_key": idempotency_key}
+        if kind is INVOICE:
+            result, call = self._invoke(
+                "PUT", "Invoices", tenant_id,
+                lambda **kw: self._accounting.create_invoices(tenant_id, Invoices(invoices=list(elements)), **options, **kw),
                 idempotency_key=idempotency_key,
-                **kw,
+            )
+            return list(result.invoices or []), call
+        result, call = self._invoke(
+            "PUT", "CreditNotes", tenant_id,
+            lambda **kw: self._accounting.create_credit_notes(
+                tenant_id, CreditNotes(credit_notes=list(elements)), **options, **kw
             ),
             idempotency_key=idempotency_key,
         )
-        return list(result.invoices or []), call
+        return list(result.credit_notes or []), call
 
-    def invoices_by_number(self, tenant_id: str, numbers: Sequence[str]) -> tuple[list[Invoice], ApiCall]:
+    def documents_by_number(
+        self, kind: DocumentKind, tenant_id: str, numbers: Sequence[str]
+    ) -> tuple[list[Invoice | CreditNote], ApiCall]:
+        if kind is INVOICE:
+            result, call = self._invoke(
+                "GET", "Invoices", tenant_id,
+                lambda **kw: self._accounting.get_invoices(
+                    tenant_id, invoice_numbers=list(numbers), unitdp=4, summary_only=False, page_size=1000, **kw
+                ),
+            )
+            return list(result.invoices or []), call
+        # GET /CreditNotes has no CreditNoteNumbers parameter: a `where` filter does it.
+        where = " OR ".join(f'CreditNoteNumber=="{escape_where_string(number)}"' for number in numbers)
         result, call = self._invoke(
-            "GET",
-            "Invoices",
-            tenant_id,
+            "GET", "CreditNotes", tenant_id,
+            lambda **kw: self._accounting.get_credit_notes(tenant_id, where=where, unitdp=4, page_size=1000, **kw),
+        )
+        return list(result.credit_notes or []), call
+
+    def documents_since(
+        self, kind: DocumentKind, tenant_id: str, contact_ids: Sequence[str], since: dt.datetime
+    ) -> tuple[list[Invoice | CreditNote], list[ApiCall]]:
+        """Documents of these Contacts created or changed since `since` (invoices: by this app), every page."""
+        found: list[Invoice | CreditNote] = []
+        calls: list[ApiCall] = []
+        contacts_where = " OR ".join(f'Contact.ContactID==guid("{contact_id}")' for contact_id in contact_ids)
+        for page in range(1, 1000):
+            if kind is INVOICE:
+                result, call = self._invoke(
+                    "GET", "Invoices", tenant_id,
+                    lambda page=page, **kw: self._accounting.get_invoices(
+                        tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), created_by_my_app=True,
+                        unitdp=4, page=page, page_size=1000, **kw,
+                    ),
+                )
+                batch = list(result.invoices or [])
+            else:
+                result, call = self._invoke(
+                    "GET", "CreditNotes", tenant_id,
+                    lambda page=page, **kw: self._accounting.get_credit_notes(
+                        tenant_id, if_modified_since=since, where=contacts_where, unitdp=4, page=page, page_size=1000, **kw
+                    ),
+                )
+                batch = list(result.credit_notes or [])
+            calls.append(call)
+            found.extend(batch)
+            if len(batch) < 1000:
+                break
+        return found, calls
+
+    def invoices_by_id(self, tenant_id: str, invoice_ids: Sequence[str]) -> tuple[list[Invoice], ApiCall]:
+        result, call = self._invoke(
+            "GET", "Invoices", tenant_id,
             lambda **kw: self._accounting.get_invoices(
-                tenant_id, invoice_numbers=list(numbers), unitdp=4, summary_only=False, page_size=1000, **kw
+                tenant_id, i_ds=list(invoice_ids), summary_only=False, page_size=1000, **kw
             ),
         )
         return list(result.invoices or []), call
 
-    def invoices_since(
-        self, tenant_id: str, contact_ids: Sequence[str], since: dt.datetime
-    ) -> tuple[list[Invoice], list[ApiCall]]:
-        """Invoices of these Contacts created or changed by this app since `since`, every page."""
-        invoices: list[Invoice] = []
-        calls: list[ApiCall] = []
-        for page in range(1, 1000):
-            result, call = self._invoke(
-                "GET",
-                "Invoices",
-                tenant_id,
-                lambda page=page, **kw: self._accounting.get_invoices(
-                    tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), created_by_my_app=True,
-                    unitdp=4, page=page, page_size=1000, **kw,
-                ),
-            )
-            calls.append(call)
-            batch = list(result.invoices or [])
-            invoices.extend(batch)
-            if len(batch) < 1000:
-                break
-        return invoices, calls
+    def credit_notes_by_id(self, tenant_id: str, credit_note_ids: Sequence[str]) -> tuple[list[CreditNote], ApiCall]:
+        """These credit notes as Xero has them now: remaining credit and allocations."""
+        where = " OR ".join(f'CreditNoteID==guid("{credit_note_id}")' for credit_note_id in credit_note_ids)
+        result, call = self._invoke(
+            "GET", "CreditNotes", tenant_id,
+            lambda **kw: self._accounting.get_credit_notes(tenant_id, where=where, page_size=1000, **kw),
+        )
+        return list(result.credit_notes or []), call
+
+    def allocate_credit_note(
+        self, tenant_id: str, credit_note_id: str, allocation: Allocation, idempotency_key: str
+    ) -> tuple[Allocation, ApiCall]:
+        """PUT /CreditNotes/{id}/Allocations: apply part of a credit note to an invoice."""
+        result, call = self._invoke(
+            "PUT", "CreditNotes/Allocations", tenant_id,
+            lambda **kw: self._accounting.create_credit_note_allocation(
+                tenant_id, credit_note_id, Allocations(allocations=[allocation]), summarize_errors=False,
+                idempotency_key=idempotency_key, **kw,
+            ),
+            idempotency_key=idempotency_key,
+        )
+        return (result.allocations or [None])[0], call
 
     def contacts_named(self, tenant_id: str, names: Sequence[str]) -> tuple[list[Contact], ApiCall]:
         """Active Contacts whose Name matches one of `names` (Xero matches case- and accent-insensitively)."""

@@ -34,8 +34,8 @@ class Pipeline:
         scope = sync_state.RunScope(None, None, dt.date(2026, 12, 31))
         run_id = sync_state.start_run(self.db, kind="export", dag_id="test", airflow_run_id=f"r{dt.datetime.now()}", scope=scope)
         sync_state.decide_entities(self.db, run_id, None)
-        sync_state.select_sent_invoices(self.db, run_id, scope)
-        self.db.execute("UPDATE xero_sync.run_invoice SET stage = 'ready' WHERE run_id = %s", (run_id,))
+        sync_state.select_documents(self.db, run_id, scope)
+        self.db.execute("UPDATE xero_sync.run_document SET stage = 'ready' WHERE run_id = %s", (run_id,))
         contacts.resolve_contacts(self.db, self.client, run_id)
         return chunk_planning.plan_chunks(self.db, run_id, sync_state.exporting_tenants(self.db, run_id))
 

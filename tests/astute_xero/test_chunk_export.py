@@ -115,7 +115,7 @@ def test_a_contact_merged_away_in_xero_is_followed_and_an_archived_one_holds_its
         "SELECT xero_contact_id::text FROM xero_sync.contact_link WHERE customer_id = %s", (merged_customer,)).fetchone()
     assert contact_id == survivor
     assert in_xero(pipeline)[0]["Contact"]["ContactID"] == survivor
-    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
+    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE document_id = %s",
                                     (archived_invoice,)).fetchone()
     assert "'Gone Away Ltd'" in reason and "archived" in reason
 
@@ -185,7 +185,7 @@ def test_a_customer_renamed_in_astute_renames_its_contact_or_is_held_when_the_na
     status = pipeline.status()
     assert (status[first], status[second], status[again[0]]) == ("exported", "exported", "exported")
     assert again[1] not in status
-    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE invoice_id = %s",
+    (reason,) = pipeline.db.execute("SELECT message FROM xero_sync.validation_issue WHERE document_id = %s",
                                     (again[1],)).fetchone()
     assert "'Metro Health Services'" in reason and "already assigned to another contact" in reason
 

@@ -7,7 +7,7 @@ from xero_python.api_client.serializer import serialize
 
 from astute_xero.chunk_planning import assign_chunks, plan_chunks, share_chunk_budget
 from astute_xero.chunk_export import load_chunk
-from astute_xero.mapping import to_xero_invoice
+from astute_xero.mapping import to_xero
 from astute_xero.migrations import apply_migrations
 from astute_xero import sync_state
 from devtools.astute_data import AstuteData, Line
@@ -49,13 +49,13 @@ def test_the_size_estimate_bounds_the_real_request_body(db):
     run_id = sync_state.start_run(db, kind="export", dag_id="t", airflow_run_id="r",
                                   scope=sync_state.RunScope(None, None, dt.date(2026, 12, 31)))
     sync_state.decide_entities(db, run_id, None)
-    sync_state.select_sent_invoices(db, run_id, sync_state.RunScope(None, None, dt.date(2026, 12, 31)))
-    db.execute("UPDATE xero_sync.run_invoice SET stage = 'ready'")
+    sync_state.select_documents(db, run_id, sync_state.RunScope(None, None, dt.date(2026, 12, 31)))
+    db.execute("UPDATE xero_sync.run_document SET stage = 'ready'")
     db.execute("INSERT INTO xero_sync.contact_link VALUES (%s, 't-1', gen_random_uuid(), 'C')", (customer,))
     keys = plan_chunks(db, run_id, [("t-1", "Org")])
     (estimate,) = db.execute("SELECT sum(estimated_bytes) FROM xero_sync.export_chunk").fetchone()
     actual = sum(
-        len(json.dumps(serialize({"Invoices": [to_xero_invoice(i) for i in load_chunk(db, key)]})).encode())
+        len(json.dumps(serialize({"Invoices": [to_xero(i) for i in load_chunk(db, key)]})).encode())
         for key in keys
     )
     assert actual < estimate < actual * 8

@@ -7,28 +7,31 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero.validation import InvoiceValidator, XeroChart, header_frame, line_frame
+from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.validation import DocumentValidator, XeroChart, header_frame, line_frame
 
 CHART = XeroChart("t", "Demo Org", frozenset({"200"}), frozenset({"OUTPUT"}), frozenset({"AUD"}))
 D = Decimal
 
 
 @pytest.fixture(scope="module")
-def validator() -> InvoiceValidator:
-    return InvoiceValidator()
+def validator() -> DocumentValidator:
+    return DocumentValidator()
 
 
 def header(invoice_id=1, name="Acme", date=dt.date(2026, 6, 1), due=dt.date(2026, 6, 15), currency="AUD", lines=1,
-           subtotal=D("10")):
-    return (invoice_id, f"INV-{invoice_id}", name, date, due, currency, lines, subtotal)
+           subtotal=D("10"), credited=None, problem=None):
+    return (invoice_id, f"INV-{invoice_id}", name, date, due, currency, lines, subtotal, credited, f"INV-{credited}",
+            problem)
 
 
 def line(invoice_id=1, line_no=1, description="Work", quantity=D("1"), unit=D("10"), account="200", tax="OUTPUT"):
     return (invoice_id, line_no, description, quantity, unit, (quantity * unit).quantize(D("0.01")), account, tax)
 
 
-def rules(validator, headers, lines):
-    return sorted((i.invoice_id, i.line_no, i.rule) for i in validator.validate(header_frame(headers), line_frame(lines), CHART))
+def rules(validator, headers, lines, kind=INVOICE):
+    issues = validator.validate(kind, header_frame(headers), line_frame(lines), CHART)
+    return sorted(((i.document_id, i.line_no, i.rule) for i in issues), key=str)
 
 
 def test_a_valid_invoice_has_no_issue(validator):
@@ -59,5 +62,21 @@ def test_a_discount_line_is_fine_when_the_invoice_is_positive(validator):
 
 
 def test_messages_say_what_to_fix(validator):
-    (issue,) = validator.validate(header_frame([header()]), line_frame([line(account="999")]), CHART)
+    (issue,) = validator.validate(INVOICE, header_frame([header()]), line_frame([line(account="999")]), CHART)
     assert "'999'" in issue.message and "Demo Org" in issue.message and issue.message.startswith("Line 1")
+
+
+def test_credit_notes_follow_the_same_rules_but_have_no_due_date(validator):
+    # A credit note's "due date" is its own date (the batch query says so): the due-date rule is not theirs.
+    assert rules(validator, [header(due=dt.date(2026, 5, 1))], [line()], CREDIT_NOTE) == []
+    assert rules(validator, [header(currency="USD")], [line(account="999")], CREDIT_NOTE) == [
+        (1, 1, "account_code_unknown"), (1, None, "currency_not_subscribed")]
+
+
+def test_a_credit_note_for_an_invoice_xero_could_not_allocate_it_to_is_held(validator):
+    bad = header(credited=7, problem="belongs to another customer")
+    (issue,) = validator.validate(CREDIT_NOTE, header_frame([bad, header(invoice_id=2, credited=8)]),
+                                  line_frame([line(), line(invoice_id=2)]), CHART)
+    assert (issue.document_id, issue.rule) == (1, "credited_invoice_mismatch")
+    assert "credits invoice INV-7, which belongs to another customer" in issue.message
+    assert rules(validator, [bad], [line()], INVOICE) == [], "the rule is about credit notes only"

@@ -173,7 +173,7 @@ def test_invalid_invoices_are_held_back_with_reasons_and_the_valid_ones_still_go
     ok, _ = world.run()
     assert ok
     assert world.export_status() == {valid: "exported"}
-    issues = dict(world.db.execute("SELECT invoice_id, string_agg(message, ' | ') FROM xero_sync.validation_issue GROUP BY 1"))
+    issues = dict(world.db.execute("SELECT document_id, string_agg(message, ' | ') FROM xero_sync.validation_issue GROUP BY 1"))
     assert set(issues) == set(held)
     for invoice_id, words in held.items():
         assert words in issues[invoice_id]

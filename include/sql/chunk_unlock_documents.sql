@@ -1,0 +1,1 @@
+SELECT pg_advisory_unlock(key) FROM unnest(%(keys)s::bigint[]) AS key;

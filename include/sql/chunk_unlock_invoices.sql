@@ -1,1 +1,0 @@
-SELECT pg_advisory_unlock(id) FROM unnest(%(invoice_ids)s::bigint[]) AS id;

@@ -1,8 +1,0 @@
--- Hold back a customer's invoices in one organisation, with the reason, for this run.
-WITH held AS (
-    UPDATE xero_sync.run_invoice SET stage = 'held'
-    WHERE run_id = %(run_id)s AND tenant_id = %(tenant_id)s AND customer_id = %(customer_id)s AND stage = 'ready'
-    RETURNING invoice_id
-)
-INSERT INTO xero_sync.validation_issue (run_id, invoice_id, line_no, rule, message)
-SELECT %(run_id)s, invoice_id, NULL, %(rule)s, %(message)s FROM held;

@@ -1,0 +1,278 @@
+"""Credit notes allocated to the invoices they credit (PUT /CreditNotes/{id}/Allocations), exactly once.
+
+After a run's credit-note chunks, each credit note in Xero whose Astute invoice is in Xero too is
+allocated to it, organisation by organisation, in batches:
+
+1. Read the credit notes and their invoices as Xero has them now (remaining credit, existing
+   allocations, amount due), one GET each per batch.
+2. A credit note that Xero already shows allocated to its invoice (an earlier attempt whose answer
+   was lost, or a person in Xero) is recorded as allocated and never allocated again.
+3. The amount is what Xero allows: no more than the credit note's remaining credit and the
+   invoice's amount due. Nothing left to apply is recorded with its reason, not sent.
+4. Claim ('sending', committed), then PUT with an Idempotency-Key, then the outcome and its api_log
+   row in one transaction. An unknown outcome stays 'sending' and fails the task for Airflow to
+   retry; the retry starts again at 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from xero_python.accounting import Allocation, CreditNote, Invoice
+
+from astute_xero import sync_state
+from astute_xero.chunk_export import stop_reason
+from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.sql import load_sql
+from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
+
+log = logging.getLogger(__name__)
+
+CREDIT_NOTES_PER_BATCH = 40  # one `where` of ids per GET: keeps the URL well under limits
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PendingAllocation:
+    credit_note_id: int
+    credit_note_number: str | None
+    xero_credit_note_id: str
+    credit_date: dt.date
+    invoice_id: int
+    invoice_number: str | None
+    invoice_date: dt.date
+    xero_invoice_id: str | None  # None: history mock-exported at go-live, found in Xero by its number
+
+    @property
+    def credit_note_label(self) -> str:
+        return CREDIT_NOTE.describe(self.credit_note_id, self.credit_note_number)
+
+    @property
+    def invoice_label(self) -> str:
+        return INVOICE.describe(self.invoice_id, self.invoice_number).lower()
+
+
+@dataclass(frozen=True)
+class AllocationSummary:
+    allocated: int = 0
+    nothing: int = 0
+    failed: int = 0
+    organisations_stopped: int = 0
+
+
+class AllocationOutcomeUnknown(RuntimeError):
+    """Xero may or may not have allocated: the task must be retried, and the retry reads Xero first."""
+
+
+def allocation_amount(remaining_credit: Decimal, amount_due: Decimal) -> Decimal:
+    """What Xero allows: never more than the credit left on the credit note or the amount due on the invoice."""
+    return max(Decimal("0"), min(remaining_credit, amount_due)).quantize(CENT)
+
+
+def allocate_run(conn: psycopg.Connection, client: XeroClient, run_id: int) -> AllocationSummary:
+    totals = {"allocated": 0, "nothing": 0, "failed": 0, "stopped": 0}
+    unknown: list[str] = []
+    for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
+        after = 0
+        while True:
+            batch = [
+                PendingAllocation(*row)
+                for row in conn.execute(
+                    load_sql("allocations_to_make"),
+                    {"tenant_id": tenant_id, "after_credit_note_id": after, "batch_size": CREDIT_NOTES_PER_BATCH},
+                )
+            ]
+            if not batch:
+                break
+            after = batch[-1].credit_note_id
+            locks = [row[0] for row in conn.execute(
+                load_sql("chunk_lock_documents"), {"keys": CREDIT_NOTE.lock_keys(p.credit_note_id for p in batch)}
+            )]
+            try:
+                held = {CREDIT_NOTE.lock_sign * lock for lock in locks}
+                outcome = _allocate_batch(conn, client, run_id, tenant_id, [p for p in batch if p.credit_note_id in held])
+            finally:
+                conn.execute(load_sql("chunk_unlock_documents"), {"keys": locks})
+            for status, count in outcome.counts.items():
+                totals[status] += count
+            unknown.extend(outcome.unknown)
+            if outcome.stopped:
+                totals["stopped"] += 1
+                break
+        log.info("organisation %s (%s): allocations so far: %d allocated, %d with nothing to apply, %d refused",
+                 organisation, tenant_id, totals["allocated"], totals["nothing"], totals["failed"])
+    if unknown:
+        raise AllocationOutcomeUnknown(
+            f"{len(unknown)} allocation(s) got no answer from Xero ({'; '.join(unknown[:5])}); they stay 'sending' "
+            "and the retry reads the credit notes back from Xero before allocating anything."
+        )
+    conn.execute("UPDATE xero_sync.export_run SET allocations_made = (SELECT count(*) FROM xero_sync.credit_note_export "
+                 "WHERE allocation_run_id = %s AND allocation_status = 'allocated') WHERE run_id = %s", (run_id, run_id))
+    return AllocationSummary(totals["allocated"], totals["nothing"], totals["failed"], totals["stopped"])
+
+
+@dataclass
+class _BatchOutcome:
+    counts: dict[str, int]
+    unknown: list[str]
+    stopped: bool = False
+
+
+def _allocate_batch(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation]
+) -> _BatchOutcome:
+    outcome = _BatchOutcome({"allocated": 0, "nothing": 0, "failed": 0}, [])
+    if not batch:
+        return outcome
+    try:
+        credit_notes, invoices = _read_from_xero(conn, client, run_id, tenant_id, batch)
+    except DailyLimitReached as error:
+        sync_state.stop_tenant(conn, run_id, tenant_id, stop_reason(error, tenant_id))
+        outcome.stopped = True
+        return outcome
+
+    for pending in batch:
+        credit_note = credit_notes.get(pending.xero_credit_note_id.lower())
+        invoice = invoices.get(pending.invoice_id)
+        decided = _decide(pending, credit_note, invoice)
+        if decided is not None:
+            status, amount, allocation_id, detail = decided
+            _record(conn, run_id, pending, status, amount, allocation_id, detail)
+            outcome.counts[status] += 1
+            continue
+        amount = allocation_amount(_money(credit_note.remaining_credit), _money(invoice.amount_due))
+        with conn.transaction():
+            claimed = conn.execute(load_sql("allocation_claim"),
+                                   {"run_id": run_id, "credit_note_id": pending.credit_note_id}).fetchone()
+        if claimed is None:
+            continue  # allocated by another run meanwhile
+        status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount)
+        if status == "unknown":
+            outcome.unknown.append(pending.credit_note_label)
+        elif status == "stopped":
+            outcome.stopped = True
+            return outcome
+        else:
+            outcome.counts[status] += 1
+    return outcome
+
+
+def _read_from_xero(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation]
+) -> tuple[dict[str, CreditNote], dict[int, Invoice]]:
+    """The batch's credit notes (by Xero id) and invoices (by Astute id) as Xero has them now."""
+    try:
+        found, call = client.credit_notes_by_id(tenant_id, [p.xero_credit_note_id for p in batch])
+        sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
+        credit_notes = {str(cn.credit_note_id).lower(): cn for cn in found}
+        invoices: dict[int, Invoice] = {}
+        by_id = {p.xero_invoice_id.lower(): p.invoice_id for p in batch if p.xero_invoice_id}
+        if by_id:
+            found_invoices, call = client.invoices_by_id(tenant_id, sorted(by_id))
+            sync_state.record_api_call(conn, run_id, call, item_count=len(by_id))
+            invoices.update({by_id[str(i.invoice_id).lower()]: i for i in found_invoices if str(i.invoice_id).lower() in by_id})
+        by_number = {p.invoice_number: p.invoice_id for p in batch if not p.xero_invoice_id and p.invoice_number}
+        if by_number:
+            found_numbered, call = client.documents_by_number(INVOICE, tenant_id, sorted(by_number))
+            sync_state.record_api_call(conn, run_id, call, item_count=len(by_number))
+            invoices.update({by_number[i.invoice_number]: i for i in found_numbered if i.invoice_number in by_number
+                             and getattr(i.status, "value", i.status) not in ("DELETED", "VOIDED")})
+    except XeroCallError as error:
+        sync_state.record_api_call(conn, run_id, error.call, item_count=len(batch))
+        raise
+    return credit_notes, invoices
+
+
+def _decide(
+    pending: PendingAllocation, credit_note: CreditNote | None, invoice: Invoice | None
+) -> tuple[str, Decimal | None, str | None, str] | None:
+    """The outcome when Xero's state settles it without a call: (status, amount, allocation id, detail)."""
+    if credit_note is None:
+        return ("failed", None, None, f"{pending.credit_note_label} is no longer in Xero (deleted there?); "
+                "nothing was allocated. Check the credit note in Xero.")
+    if invoice is None:
+        where = "by its number" if not pending.xero_invoice_id else "any more"
+        return ("failed", None, None, f"The credited {pending.invoice_label} could not be found in Xero {where}; "
+                f"allocate {pending.credit_note_label} by hand in Xero.")
+    earlier = [a for a in credit_note.allocations or []
+               if a.invoice and str(a.invoice.invoice_id).lower() == str(invoice.invoice_id).lower()]
+    if earlier:
+        amount = sum((_money(a.amount) for a in earlier), Decimal("0"))
+        allocation_id = str(earlier[0].allocation_id) if earlier[0].allocation_id else None
+        return ("allocated", amount, allocation_id, "found allocated in Xero (an earlier attempt, or by hand)")
+    credit_status = getattr(credit_note.status, "value", credit_note.status)
+    invoice_status = getattr(invoice.status, "value", invoice.status)
+    remaining, due = _money(credit_note.remaining_credit), _money(invoice.amount_due)
+    if credit_status != "AUTHORISED" or remaining <= 0:
+        return ("nothing", Decimal("0"), None, f"{pending.credit_note_label} has no credit left in Xero "
+                f"(status {credit_status}, remaining credit {remaining}); nothing to allocate.")
+    if invoice_status != "AUTHORISED" or due <= 0:
+        return ("nothing", Decimal("0"), None, f"The credited {pending.invoice_label} has nothing left to pay in Xero "
+                f"(status {invoice_status}, amount due {due}); the credit stays on the customer's account in Xero.")
+    return None
+
+
+def _send(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, pending: PendingAllocation,
+    xero_invoice_id: str, amount: Decimal,
+) -> str:
+    """One PUT /CreditNotes/{id}/Allocations; returns 'allocated', 'failed', 'unknown' or 'stopped'."""
+    allocation_date = max(pending.credit_date, pending.invoice_date)
+    allocation = Allocation(invoice=Invoice(invoice_id=xero_invoice_id), amount=float(amount), date=allocation_date)
+    key = "astute-allocation-" + hashlib.sha256(
+        f"{tenant_id}|{pending.xero_credit_note_id}|{xero_invoice_id}|{amount}".encode()
+    ).hexdigest()[:64]
+    try:
+        answered, call = client.allocate_credit_note(tenant_id, pending.xero_credit_note_id, allocation, key)
+    except XeroCallError as error:
+        if isinstance(error, DailyLimitReached) or error.call.http_status == 403:
+            with conn.transaction():
+                sync_state.record_api_call(conn, run_id, error.call, item_count=1)
+                _record(conn, run_id, pending, None, None, None, None)  # Xero did nothing: put the claim back
+            sync_state.stop_tenant(conn, run_id, tenant_id, stop_reason(error, tenant_id))
+            return "stopped"
+        with conn.transaction():
+            sync_state.record_api_call(conn, run_id, error.call, item_count=1)
+            if error.outcome_known:
+                _record(conn, run_id, pending, "failed", None, None,
+                        f"Xero refused to allocate {amount} to {pending.invoice_label}: {error}")
+        return "failed" if error.outcome_known else "unknown"
+
+    errors = [e.message for e in (answered.validation_errors if answered else None) or [] if e.message]
+    ok = answered is not None and not errors and answered.status_attribute_string != "ERROR"
+    result: dict[str, Any] = {"credit_note_id": pending.credit_note_id, "invoice_id": pending.invoice_id,
+                              "amount": str(amount)}
+    with conn.transaction():
+        if ok:
+            allocation_id = str(answered.allocation_id) if answered.allocation_id else None
+            _record(conn, run_id, pending, "allocated", amount, allocation_id,
+                    f"{amount} allocated to {pending.invoice_label}")
+            result.update(status="allocated", allocation_id=allocation_id)
+        else:
+            reason = "; ".join(errors) or "Xero refused the allocation without a reason"
+            _record(conn, run_id, pending, "failed", None, None,
+                    f"Xero refused to allocate {amount} to {pending.invoice_label}: {reason}")
+            result.update(status="failed", error=reason)
+        sync_state.record_api_call(conn, run_id, call, item_count=1, outcome=[result])
+    return "allocated" if ok else "failed"
+
+
+def _record(
+    conn: psycopg.Connection, run_id: int, pending: PendingAllocation, status: str | None, amount: Decimal | None,
+    allocation_id: str | None, detail: str | None,
+) -> None:
+    conn.execute(
+        load_sql("allocation_record"),
+        {"run_id": run_id, "credit_note_id": pending.credit_note_id, "status": status, "amount": amount,
+         "allocation_id": allocation_id, "detail": detail},
+    )
+
+
+def _money(value: object) -> Decimal:
+    return Decimal(str(value if value is not None else 0)).quantize(CENT)
