@@ -88,17 +88,26 @@ def xero_invoice_export():
     def resolve_contacts(export_run_id: int) -> dict:
         return tasks.resolve_contacts(export_run_id)
 
-    @task(multiple_outputs=True)
+    @task
     def plan_chunks(export_run_id: int) -> dict:
         return tasks.plan_chunks(export_run_id)
+
+    @task
+    def invoice_chunks(export_run_id: int) -> list[dict]:
+        return tasks.chunk_keys(export_run_id, "invoice")
+
+    # Listed once every invoice chunk is done, whatever became of it: a credit note whose invoice did
+    # not go waits for it.
+    @task(trigger_rule="all_done")
+    def credit_note_chunks(export_run_id: int) -> list[dict]:
+        return tasks.chunk_keys(export_run_id, "credit_note")
 
     @task(pool="xero_api", map_index_template="{{ chunk_label }}")
     def export_invoice_chunk(chunk: dict) -> dict:
         get_current_context()["chunk_label"] = tasks.chunk_label(chunk)  # names the mapped task in the UI
         return tasks.export_document_chunk(chunk)
 
-    # After every invoice chunk, whatever became of it: a credit note whose invoice did not go waits for it.
-    @task(pool="xero_api", map_index_template="{{ chunk_label }}", trigger_rule="all_done")
+    @task(pool="xero_api", map_index_template="{{ chunk_label }}")
     def export_credit_note_chunk(chunk: dict) -> dict:
         get_current_context()["chunk_label"] = tasks.chunk_label(chunk)
         return tasks.export_document_chunk(chunk)
@@ -119,13 +128,16 @@ def xero_invoice_export():
     extracted = extract_documents(export_run_id)
     validated = validate_documents(export_run_id)
     linked = resolve_contacts(export_run_id)
-    chunks = plan_chunks(export_run_id)
-    invoices = export_invoice_chunk.expand(chunk=chunks["invoice_chunks"])
-    credit_notes = export_credit_note_chunk.expand(chunk=chunks["credit_note_chunks"])
+    planned = plan_chunks(export_run_id)
+    invoice_keys = invoice_chunks(export_run_id)
+    invoices = export_invoice_chunk.expand(chunk=invoice_keys)
+    credit_note_keys = credit_note_chunks(export_run_id)
+    credit_notes = export_credit_note_chunk.expand(chunk=credit_note_keys)
     allocated = allocate_credit_notes(export_run_id)
     written = write_back_run(export_run_id)
-    extracted >> validated >> linked >> chunks
-    invoices >> credit_notes >> allocated >> written >> summarise_run(export_run_id)
+    extracted >> validated >> linked >> planned >> invoice_keys
+    invoices >> credit_note_keys
+    credit_notes >> allocated >> written >> summarise_run(export_run_id)
 
 
 xero_invoice_export()

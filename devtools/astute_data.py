@@ -34,6 +34,8 @@ class AstuteData:
         self._customers: list[tuple] = []
         self._invoices: list[tuple] = []
         self._lines: list[tuple] = []
+        self._credit_notes: list[tuple] = []
+        self._credit_note_lines: list[tuple] = []
 
     def regions(self) -> None:
         with self._conn.cursor() as cursor:
@@ -96,6 +98,30 @@ class AstuteData:
             )
         return invoice_id
 
+    def credit_note(
+        self,
+        entity_id: int,
+        customer_id: int,
+        *,
+        invoice_id: int | None = None,
+        number: str | None = None,
+        status: str = "Sent",
+        credit_date: dt.date = dt.date(2026, 6, 10),
+        currency: str | None = None,
+        reference: str | None = None,
+        lines: list[Line] | None = None,
+    ) -> int:
+        """A credit note, crediting `invoice_id` when given (its lines are positive amounts, as in Astute)."""
+        credit_note_id = next(self._ids)
+        sent_at = dt.datetime.combine(credit_date, dt.time(9), dt.timezone.utc) if status == "Sent" else None
+        self._credit_notes.append((credit_note_id, entity_id, customer_id, invoice_id, number, reference, status,
+                                   credit_date, currency, "Exclusive", sent_at))
+        for line_no, line in enumerate([Line(quantity=Decimal("1"))] if lines is None else lines, start=1):
+            self._credit_note_lines.append((next(self._line_ids), credit_note_id, line_no, line.description,
+                                            line.quantity, line.unit_amount, line.account_code, line.tax_type,
+                                            line.tracking_name, line.tracking_option))
+        return credit_note_id
+
     def flush(self) -> None:
         tables = [
             ("astute.billing_entity (id, name, default_regulatory_region, xero_tenant_id, xero_go_live_date)", self._entities),
@@ -109,6 +135,16 @@ class AstuteData:
                 "astute.invoice_line (id, invoice_id, line_no, description, quantity, unit_amount, account_code, "
                 "tax_type, tracking_name, tracking_option)",
                 self._lines,
+            ),
+            (
+                "astute.credit_note (id, billing_entity_id, customer_id, invoice_id, credit_note_number, reference, "
+                "status, credit_date, currency, line_amount_types, sent_at)",
+                self._credit_notes,
+            ),
+            (
+                "astute.credit_note_line (id, credit_note_id, line_no, description, quantity, unit_amount, "
+                "account_code, tax_type, tracking_name, tracking_option)",
+                self._credit_note_lines,
             ),
         ]
         with self._conn.transaction(), self._conn.cursor() as cursor:

@@ -160,6 +160,8 @@ def _allocate_batch(
             return outcome
         else:
             outcome.counts[status] += 1
+        if status == "allocated":  # two credit notes of a batch can credit one invoice: what it still owes now
+            invoice.amount_due = float(_money(invoice.amount_due) - amount)
     return outcome
 
 

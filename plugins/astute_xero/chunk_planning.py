@@ -20,7 +20,7 @@ import psycopg
 
 from astute_xero import sync_state
 from astute_xero.chunk_export import ChunkKey
-from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
 from astute_xero.sql import load_sql
 
 MAX_INVOICES_PER_CHUNK = 100
@@ -111,3 +111,8 @@ def plan_chunks(conn: psycopg.Connection, run_id: int, tenants: list[tuple[str, 
         for run_id, tenant_id, kind, chunk_no, _, _ in chunk_rows
     ]
 
+
+
+def chunk_keys(conn: psycopg.Connection, run_id: int, kind: DocumentKind) -> list[ChunkKey]:
+    """The chunks of one kind that plan_chunks recorded for the run."""
+    return [ChunkKey(*row) for row in conn.execute(load_sql("chunk_keys"), {"run_id": run_id, "kind": kind.name})]

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from astute_xero import allocation, chunk_planning, contacts, operations, report, run_summary, run_validation, sync_state
 from astute_xero.chunk_export import ChunkKey, export_chunk
-from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.migrations import apply_migrations
 from astute_xero.xero_client import ApiCall, XeroClient
@@ -110,17 +110,19 @@ def resolve_contacts(run_id: int) -> dict[str, int]:
     return dataclasses.asdict(result)
 
 
-def plan_chunks(run_id: int) -> dict[str, list[dict[str, Any]]]:
-    """The chunks to export, by kind: invoice chunks first, credit-note chunks after them."""
+def plan_chunks(run_id: int) -> dict[str, int]:
     with closing(astute_connection()) as conn:
         keys = chunk_planning.plan_chunks(conn, run_id, sync_state.exporting_tenants(conn, run_id))
-    chunks = {
-        "invoice_chunks": [dataclasses.asdict(key) for key in keys if key.kind == INVOICE.name],
-        "credit_note_chunks": [dataclasses.asdict(key) for key in keys if key.kind == CREDIT_NOTE.name],
-    }
+    planned = {kind.plural: sum(1 for key in keys if key.kind == kind.name) for kind in (INVOICE, CREDIT_NOTE)}
     log.info("export run %s: %d invoice chunk(s) and %d credit-note chunk(s) planned",
-             run_id, len(chunks["invoice_chunks"]), len(chunks["credit_note_chunks"]))
-    return chunks
+             run_id, planned[INVOICE.plural], planned[CREDIT_NOTE.plural])
+    return planned
+
+
+def chunk_keys(run_id: int, kind: str) -> list[dict[str, Any]]:
+    """The run's planned chunks of one kind, for a mapped export task (keys only, never documents)."""
+    with closing(astute_connection()) as conn:
+        return [dataclasses.asdict(key) for key in chunk_planning.chunk_keys(conn, run_id, KINDS[kind])]
 
 
 def chunk_label(chunk: dict[str, Any]) -> str:

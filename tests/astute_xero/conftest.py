@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from astute_xero import chunk_planning, contacts, sync_state
-from astute_xero.chunk_export import ChunkKey
+from astute_xero import allocation, chunk_planning, contacts, run_summary, sync_state
+from astute_xero.chunk_export import ChunkKey, export_chunk
 from astute_xero.migrations import apply_migrations
 from astute_xero.pacing import Pacer
 from astute_xero.xero_client import XeroClient
@@ -29,18 +29,32 @@ class Pipeline:
     client: XeroClient
     entity: int
 
+    run_id: int = 0
+
     def plan(self) -> list[ChunkKey]:
-        """A run up to its chunks (every selected invoice taken as valid)."""
+        """A run up to its chunks (every selected document taken as valid)."""
         scope = sync_state.RunScope(None, None, dt.date(2026, 12, 31))
         run_id = sync_state.start_run(self.db, kind="export", dag_id="test", airflow_run_id=f"r{dt.datetime.now()}", scope=scope)
+        self.run_id = run_id
         sync_state.decide_entities(self.db, run_id, None)
         sync_state.select_documents(self.db, run_id, scope)
         self.db.execute("UPDATE xero_sync.run_document SET stage = 'ready' WHERE run_id = %s", (run_id,))
         contacts.resolve_contacts(self.db, self.client, run_id)
         return chunk_planning.plan_chunks(self.db, run_id, sync_state.exporting_tenants(self.db, run_id))
 
+    def run(self) -> run_summary.RunSummary:
+        """A whole run as the DAG orders it: invoice chunks, then credit-note chunks, then allocations."""
+        for key in self.plan():  # planned in that order
+            export_chunk(self.db, self.client, key)
+        allocation.allocate_run(self.db, self.client, self.run_id)
+        return run_summary.finish_run(self.db, self.run_id)
+
     def status(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT invoice_id, status FROM xero_sync.invoice_export"))
+
+    def credit_note_status(self) -> dict[int, tuple]:
+        return {row[0]: tuple(row[1:]) for row in self.db.execute(
+            "SELECT credit_note_id, status, allocation_status, allocated_amount FROM xero_sync.credit_note_export")}
 
     def puts(self) -> int:
         return sum(1 for r in self.xero.backend.requests if r.method == "PUT" and r.path.endswith("/Invoices"))

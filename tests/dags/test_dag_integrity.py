@@ -33,7 +33,8 @@ def test_every_dag_has_docs_tags_an_owner_and_retries(dagbag):
 def test_export_dag_shape(dagbag):
     dag = dagbag.dags["xero_invoice_export"]
     order = ["start_export_run", "extract_documents", "validate_documents", "resolve_contacts",
-             "plan_chunks", "export_invoice_chunk", "export_credit_note_chunk", "allocate_credit_notes",
+             "plan_chunks", "invoice_chunks", "export_invoice_chunk", "credit_note_chunks", "export_credit_note_chunk",
+             "allocate_credit_notes",
              "write_back_run", "summarise_run"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:]):
@@ -41,7 +42,7 @@ def test_export_dag_shape(dagbag):
     for name in ("export_invoice_chunk", "export_credit_note_chunk", "allocate_credit_notes"):
         assert dag.get_task(name).pool == "xero_api"
     # Credit notes go once every invoice chunk is done, whatever became of it: theirs wait if it did not go.
-    assert dag.get_task("export_credit_note_chunk").trigger_rule == "all_done"
+    assert dag.get_task("credit_note_chunks").trigger_rule == "all_done"
     assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to"}
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
     assert dag.max_active_runs == 1
