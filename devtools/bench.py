@@ -1,7 +1,8 @@
 """`make bench`: does our code, not Xero's rate limit, bound a large export? Ratios from one run.
 
-For BENCH_INVOICES invoices (default 200,000, two lines each) of one organisation:
-* floor:   streaming the same invoices and lines out of PostgreSQL with COPY (nothing else);
+For BENCH_INVOICES invoices (default 200,000, two lines each) of one organisation, and a credit
+note for one invoice in ten:
+* floor:   streaming the same invoices, credit notes and lines out of PostgreSQL with COPY (nothing else);
 * prepare: extract + validate (GX, by columns) + plan chunks, as the DAG's tasks do them;
 * export:  BENCH_CHUNKS chunks of 100 sent to the sandbox; our time per chunk outside the HTTP call.
 Targets: preparing takes under 10 % of the time Xero's 60-calls-a-minute limit needs to send the
@@ -34,6 +35,7 @@ from xero_sandbox import XeroSandbox
 
 INVOICES = int(os.environ.get("BENCH_INVOICES", "200000"))
 CHUNKS = int(os.environ.get("BENCH_CHUNKS", "20"))
+CREDIT_NOTE_EVERY = 10
 PREPARE_VS_FLOOR_MAX = 60.0
 PREPARE_VS_RATE_LIMIT_MAX = 0.10  # of the seconds Xero needs for the planned chunks at 1 call/s
 OVERHEAD_PER_CALL_MAX_S = 0.1  # 10 % of the 1 s per call that 60 calls a minute allow
@@ -62,7 +64,9 @@ def main() -> int:
     customers = [data.customer(f"Customer {n}") for n in range(200)]
     lines = [Line(), Line(description="Allowance", quantity=Decimal("2"), unit_amount=Decimal("12.3456"))]
     for n in range(INVOICES):
-        data.invoice(entity, customers[n % 200], number=f"B-{n}", invoice_date=dt.date(2026, 6, 1), lines=lines)
+        invoice = data.invoice(entity, customers[n % 200], number=f"B-{n}", invoice_date=dt.date(2026, 6, 1), lines=lines)
+        if n % CREDIT_NOTE_EVERY == 0:  # a credit note for one invoice in ten: the same pipeline, their own chunks
+            data.credit_note(entity, customers[n % 200], invoice_id=invoice, number=f"C-{n}", lines=lines[:1])
         if n % 50_000 == 49_999:
             data.flush()
     data.flush()
@@ -74,7 +78,11 @@ def main() -> int:
     with conn.cursor().copy(
         "COPY (SELECT i.id, i.invoice_number, c.name, i.invoice_date, i.due_date, i.currency, l.line_no, "
         "l.description, l.quantity, l.unit_amount, l.account_code, l.tax_type FROM astute.invoice i "
-        "JOIN astute.customer c ON c.id = i.customer_id JOIN astute.invoice_line l ON l.invoice_id = i.id) TO STDOUT"
+        "JOIN astute.customer c ON c.id = i.customer_id JOIN astute.invoice_line l ON l.invoice_id = i.id "
+        "UNION ALL SELECT n.id, n.credit_note_number, c.name, n.credit_date, NULL, n.currency, l.line_no, "
+        "l.description, l.quantity, l.unit_amount, l.account_code, l.tax_type FROM astute.credit_note n "
+        "JOIN astute.customer c ON c.id = n.customer_id JOIN astute.credit_note_line l ON l.credit_note_id = n.id"
+        ") TO STDOUT"
     ) as copy:
         for block in copy:
             copied += len(block)
@@ -91,7 +99,7 @@ def main() -> int:
     started = time.perf_counter()
     run_id = sync_state.start_run(conn, kind="export", dag_id="bench", airflow_run_id=str(time.time()), scope=scope)
     sync_state.decide_entities(conn, run_id, None)
-    sync_state.select_sent_invoices(conn, run_id, scope)
+    selected = sync_state.select_documents(conn, run_id, scope)
     phases["extract"] = time.perf_counter() - started
     mark = time.perf_counter()
     summary = run_validation.validate_run(conn, client, run_id, DocumentValidator())
@@ -116,9 +124,10 @@ def main() -> int:
     sent = min(CHUNKS, len(keys))
     overhead_per_call = (export_s - http_ms / 1000) / max(sent, 1)
 
-    print(f"\n{INVOICES:,} invoices, {summary.checked:,} validated, {len(keys)} chunks planned "
+    print(f"\n{selected['invoices']:,} invoices and {selected['credit_notes']:,} credit notes, "
+          f"{summary.checked:,} validated, {len(keys)} chunks planned "
           f"(run capacity {chunk_planning.MAX_CHUNKS_PER_RUN}), {sent} chunks sent")
-    print(f"  floor: COPY of invoices and lines  {floor_s:7.2f} s  ({copied / 1e6:.0f} MB)")
+    print(f"  floor: COPY of documents and lines {floor_s:7.2f} s  ({copied / 1e6:.0f} MB)")
     for name, seconds in phases.items():
         print(f"  {name:<34} {seconds:7.2f} s")
     print(f"  prepare (extract+validate+plan) / floor = {prepare_s / floor_s:.1f}x   (target <= {PREPARE_VS_FLOOR_MAX}x)")

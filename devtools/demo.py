@@ -66,20 +66,24 @@ def main() -> None:
         (run_id,) = conn.execute("SELECT max(run_id) FROM xero_sync.export_run").fetchone()
         summary = run_summary.summarise_run(conn, run_id)
         chunks = conn.execute(
-            "SELECT tenant_id, chunk_no, item_count, http_status, duration_ms FROM xero_sync.api_log "
-            "WHERE run_id = %s AND endpoint = 'Invoices' AND method = 'PUT' ORDER BY id",
+            "SELECT tenant_id, endpoint, chunk_no, item_count, http_status, duration_ms FROM xero_sync.api_log "
+            "WHERE run_id = %s AND endpoint IN ('Invoices', 'CreditNotes') AND method = 'PUT' ORDER BY id",
             (run_id,),
         ).fetchall()
     names = {tenant_id: name for name, tenant_id in tenants.items()}
     print("\n" + "=" * 78)
     print(run_summary.render_summary(summary))
     print("\nAPI log (one row per chunk sent to Xero):")
-    for tenant_id, chunk_no, items, status, duration in chunks:
-        print(f"  {names.get(tenant_id, tenant_id)} chunk {chunk_no}: {items} invoice(s), HTTP {status}, {duration} ms")
+    for tenant_id, endpoint, chunk_no, items, status, duration in chunks:
+        what = "invoice(s)" if endpoint == "Invoices" else "credit note(s)"
+        print(f"  {names.get(tenant_id, tenant_id)} chunk {chunk_no}: {items} {what}, HTTP {status}, {duration} ms")
     print("\nNow in the Xero sandbox:")
     for name, tenant_id in tenants.items():
         invoices = sandbox.backend.invoices(tenant_id)
-        print(f"  {name}: {len(invoices)} invoice(s), {len(sandbox.backend.contacts(tenant_id))} contact(s)")
+        credit_notes = sandbox.backend.credit_notes(tenant_id)
+        allocated = sum(len(cn["Allocations"]) for cn in credit_notes)
+        print(f"  {name}: {len(invoices)} invoice(s), {len(credit_notes)} credit note(s) ({allocated} allocation(s)), "
+              f"{len(sandbox.backend.contacts(tenant_id))} contact(s)")
     print(f"\nXero Integration report pages (open in a browser): {AIRFLOW_HOME / 'reports'}/*.html")
     print("=" * 78)
     sandbox.stop()

@@ -1,4 +1,4 @@
-"""The demo's world: two live entities, one unlinked, one not yet live; good invoices and the usual mistakes."""
+"""The demo's world: two live entities, one unlinked, one not yet live; good invoices, credit notes and the usual mistakes."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ def load_astute(conn: psycopg.Connection, tenants: dict[str, str]) -> None:
 
     # 230 good AU invoices since go-live: three chunks (100/100/30).
     day = GO_LIVE_AU
+    au_invoices = []
     for n in range(230):
         day = GO_LIVE_AU + dt.timedelta(days=n % 120)
-        data.invoice(
+        au_invoices.append(data.invoice(
             au, customers[n % len(customers)], number=f"AU-{10000 + n}", invoice_date=day,
             currency="USD" if n % 50 == 7 else None,
             lines=[
@@ -54,9 +55,9 @@ def load_astute(conn: psycopg.Connection, tenants: dict[str, str]) -> None:
                      unit_amount=Decimal("52.3750") + n % 7),
                 Line(description="Site allowance", quantity=Decimal("5.0000"), unit_amount=Decimal("12.3333")),
             ],
-        )
+        ))
     # The usual mistakes, each held back with its reason (the valid invoices still go).
-    data.invoice(au, customers[1], number="AU-20001", lines=[Line(account_code=None)], invoice_date=day)
+    held_au = data.invoice(au, customers[1], number="AU-20001", lines=[Line(account_code=None)], invoice_date=day)
     data.invoice(au, customers[2], number="AU-20002", lines=[Line(tax_type="GSTONIMPORTS")], invoice_date=day)
     data.invoice(au, customers[3], number="AU-20003", currency="EUR", invoice_date=day)
     data.invoice(au, customers[4], number="AU-20004", lines=[], invoice_date=day)
@@ -64,6 +65,18 @@ def load_astute(conn: psycopg.Connection, tenants: dict[str, str]) -> None:
     data.invoice(au, customers[0], number="AU-30001", status="Draft", invoice_date=day)
     data.invoice(au, customers[0], number="AU-30002", status="Void", invoice_date=day)
     data.invoice(au, customers[0], number="AU-09999", invoice_date=GO_LIVE_AU - dt.timedelta(days=3))
+
+    first_au = au_invoices[0]
+    # Credit notes: one for an over-charged week (allocated to its invoice), one bigger than what its invoice
+    # owes (allocated up to the amount due, the rest stays as credit), one crediting no invoice, and one whose
+    # invoice is held back above (it waits for it).
+    credit = [Line(description="Credit: hours over-charged", quantity=Decimal("4.0000"), unit_amount=Decimal("52.3750"))]
+    data.credit_note(au, customers[0], invoice_id=first_au, number="AU-CN-001", credit_date=day, lines=credit)
+    data.credit_note(au, customers[0], invoice_id=first_au, number="AU-CN-002", credit_date=day,
+                     lines=[Line(description="Credit: rate corrected", quantity=Decimal("1"), unit_amount=Decimal("5000"))])
+    data.credit_note(au, customers[2], number="AU-CN-003", credit_date=day,
+                     lines=[Line(description="Goodwill credit", quantity=Decimal("1"), unit_amount=Decimal("150"))])
+    data.credit_note(au, customers[1], invoice_id=held_au, number="AU-CN-004", credit_date=day, lines=credit)
 
     for n in range(12):
         data.invoice(nz, kiwi, number=f"NZ-{500 + n}", invoice_date=GO_LIVE_NZ + dt.timedelta(days=n),
