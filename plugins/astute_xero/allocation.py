@@ -55,7 +55,7 @@ class PendingAllocation:
 
     @property
     def invoice_label(self) -> str:
-        return INVOICE.describe(self.invoice_id, self.invoice_number).lower()
+        return f"invoice {self.invoice_number}" if self.invoice_number else f"invoice id {self.invoice_id} (no number)"
 
 
 @dataclass(frozen=True)
@@ -146,13 +146,14 @@ def _allocate_batch(
             _record(conn, run_id, pending, status, amount, allocation_id, detail)
             outcome.counts[status] += 1
             continue
-        amount = allocation_amount(_money(credit_note.remaining_credit), _money(invoice.amount_due))
+        remaining = _money(credit_note.remaining_credit)
+        amount = allocation_amount(remaining, _money(invoice.amount_due))
         with conn.transaction():
             claimed = conn.execute(load_sql("allocation_claim"),
                                    {"run_id": run_id, "credit_note_id": pending.credit_note_id}).fetchone()
         if claimed is None:
             continue  # allocated by another run meanwhile
-        status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount)
+        status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount, remaining - amount)
         if status == "unknown":
             outcome.unknown.append(pending.credit_note_label)
         elif status == "stopped":
@@ -222,7 +223,7 @@ def _decide(
 
 def _send(
     conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, pending: PendingAllocation,
-    xero_invoice_id: str, amount: Decimal,
+    xero_invoice_id: str, amount: Decimal, credit_left: Decimal,
 ) -> str:
     """One PUT /CreditNotes/{id}/Allocations; returns 'allocated', 'failed', 'unknown' or 'stopped'."""
     allocation_date = max(pending.credit_date, pending.invoice_date)
@@ -253,8 +254,9 @@ def _send(
     with conn.transaction():
         if ok:
             allocation_id = str(answered.allocation_id) if answered.allocation_id else None
+            left = f"; {credit_left} stays as credit on the customer's account" if credit_left > 0 else ""
             _record(conn, run_id, pending, "allocated", amount, allocation_id,
-                    f"{amount} allocated to {pending.invoice_label}")
+                    f"{amount} allocated to {pending.invoice_label}{left}")
             result.update(status="allocated", allocation_id=allocation_id)
         else:
             reason = "; ".join(errors) or "Xero refused the allocation without a reason"

@@ -31,13 +31,18 @@ class Pipeline:
 
     run_id: int = 0
 
-    def plan(self) -> list[ChunkKey]:
-        """A run up to its chunks (every selected document taken as valid)."""
+    def select(self) -> int:
+        """A new run, up to its work list."""
         scope = sync_state.RunScope(None, None, dt.date(2026, 12, 31))
         run_id = sync_state.start_run(self.db, kind="export", dag_id="test", airflow_run_id=f"r{dt.datetime.now()}", scope=scope)
         self.run_id = run_id
         sync_state.decide_entities(self.db, run_id, None)
         sync_state.select_documents(self.db, run_id, scope)
+        return run_id
+
+    def plan(self) -> list[ChunkKey]:
+        """A run up to its chunks (every selected document taken as valid)."""
+        run_id = self.select()
         self.db.execute("UPDATE xero_sync.run_document SET stage = 'ready' WHERE run_id = %s", (run_id,))
         contacts.resolve_contacts(self.db, self.client, run_id)
         return chunk_planning.plan_chunks(self.db, run_id, sync_state.exporting_tenants(self.db, run_id))

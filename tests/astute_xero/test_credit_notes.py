@@ -8,8 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero import allocation
+from astute_xero import allocation, operations, run_validation
 from astute_xero.chunk_export import ChunkOutcomeUnknown, export_chunk
+from astute_xero.validation import DocumentValidator
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
 
@@ -193,3 +194,47 @@ def test_allocation_amount_is_the_smaller_of_credit_left_and_amount_due():
     assert allocation.allocation_amount(D("220.00"), D("55.005")) == D("55.00")
     assert allocation.allocation_amount(D("10.00"), D("0.00")) == D("0.00")
     assert allocation.allocation_amount(D("10.00"), D("-5.00")) == D("0.00")
+
+
+def test_a_credit_note_for_history_is_allocated_to_the_invoice_xero_already_had(pipeline):
+    """Go-live: history is mock-exported (it is in Xero already, keyed in before); a later credit note for it
+    finds that invoice by its number and is allocated there."""
+    data = pipeline.data
+    customer = data.customer("Old Town Hotel")
+    history = data.invoice(pipeline.entity, customer, number="OLD-7", invoice_date=dt.date(2025, 11, 3),
+                           lines=one_line("100"))
+    data.flush()
+    contact = pipeline.xero.backend.add_contact(TENANT, "Old Town Hotel")
+    pipeline.xero.backend.seed_invoice(TENANT, contact_id=contact, invoice_number="OLD-7", amount="100.00")
+    operations.mock_export(pipeline.db, billing_entity_id=pipeline.entity, migration_date=None, dag_id="t",
+                           airflow_run_id="go-live")
+    credit = data.credit_note(pipeline.entity, customer, invoice_id=history, number="CN-OLD", lines=one_line("25"))
+    data.flush()
+
+    summary = pipeline.run()
+    status = pipeline.credit_note_status()
+    assert status[credit][:2] == ("exported", "allocated")
+    (seeded,) = [x for x in pipeline.xero.backend.invoices(TENANT) if x["InvoiceNumber"] == "OLD-7"]
+    assert D(str(seeded["AmountCredited"])) == status[credit][2] > 0
+    assert pipeline.status() == {history: "mock_exported"}, "the invoice itself is never sent"
+    assert summary.allocated == 1
+
+
+def test_validation_holds_a_credit_note_xero_could_never_allocate(pipeline):
+    data = pipeline.data
+    customer, other = data.customer("Lakeside Cafe"), data.customer("Hilltop Bakery")
+    invoice = data.invoice(pipeline.entity, customer, number="L-1", lines=one_line("100"))
+    usd_invoice = data.invoice(pipeline.entity, customer, number="L-2", currency="USD", lines=one_line("100"))
+    wrong_customer = data.credit_note(pipeline.entity, other, invoice_id=invoice, number="CN-X")
+    wrong_currency = data.credit_note(pipeline.entity, customer, invoice_id=usd_invoice, number="CN-Y")
+    fine = data.credit_note(pipeline.entity, customer, invoice_id=invoice, number="CN-Z")
+    data.flush()
+    run_id = pipeline.select()
+    run_validation.validate_run(pipeline.db, pipeline.client, run_id, DocumentValidator())
+    stages = dict(pipeline.db.execute(
+        "SELECT document_id, stage FROM xero_sync.run_document WHERE run_id = %s AND kind = 'credit_note'", (run_id,)))
+    assert stages == {wrong_customer: "held", wrong_currency: "held", fine: "ready"}
+    messages = dict(pipeline.db.execute(
+        "SELECT document_id, message FROM xero_sync.validation_issue WHERE kind = 'credit_note'"))
+    assert "credits invoice L-1, which belongs to another customer" in messages[wrong_customer]
+    assert "credits invoice L-2, which is in USD" in messages[wrong_currency]
