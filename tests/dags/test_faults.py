@@ -2,8 +2,8 @@
 
 503s, answers lost after Xero committed, latency, access tokens expiring mid-run, a lost refresh
 answer, 429s, and a worker killed mid-chunk; Airflow retries, runs repeat until done. Then: every
-eligible invoice in Xero exactly once, xero_sync agreeing with Xero, no invalid_grant, no secret
-in any log or table.
+eligible invoice and credit note in Xero exactly once, every credit note allocated once, xero_sync
+agreeing with Xero, no invalid_grant, no secret in any log or table.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ def fast_retries(export_dag):
         task.retries, task.retry_delay, task.retry_exponential_backoff = saved[task.task_id]
 
 
+CREDIT_NOTES = 30  # a chunk, a third without a number, two in three crediting an invoice
+
+
 def load_world(world) -> list[int]:
     au = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
     nz = world.data.entity("Astute NZ", region="NZ", tenant_id=NZ_TENANT, go_live=GO_LIVE)
@@ -55,8 +58,25 @@ def load_world(world) -> list[int]:
         ))
     for n in range(150):  # NZ: 2 chunks
         ids.append(world.data.invoice(nz, customers[n % 2], number=f"NZ-{n}", invoice_date=dt.date(2026, 7, 1)))
+    for n in range(CREDIT_NOTES):
+        world.data.credit_note(au, customers[n % len(customers)], invoice_id=ids[n] if n % 3 else None,
+                               number=None if n % 3 == 1 else f"AU-CN-{n}", credit_date=dt.date(2026, 8, 1),
+                               lines=[Line(description=f"Credit {n} “ü”", quantity=Decimal("1"),
+                                           unit_amount=Decimal("5.5") + n)])
     world.data.flush()
     return ids
+
+
+def check_credit_notes_once_and_allocated_once(world) -> None:
+    exported = dict(world.db.execute(
+        "SELECT credit_note_id, xero_credit_note_id::text FROM xero_sync.credit_note_export WHERE status = 'exported'"))
+    in_xero = world.xero.backend.credit_notes(AU_TENANT)
+    assert len(exported) == CREDIT_NOTES and set(exported.values()) == {x["CreditNoteID"] for x in in_xero}
+    assert len(in_xero) == CREDIT_NOTES, "no credit note twice"
+    allocations = Counter(len(x["Allocations"]) for x in in_xero)
+    assert allocations == {1: CREDIT_NOTES * 2 // 3, 0: CREDIT_NOTES // 3}, "each allocated once, or never"
+    statuses = Counter(row[0] for row in world.db.execute("SELECT allocation_status FROM xero_sync.credit_note_export"))
+    assert statuses == {"allocated": CREDIT_NOTES * 2 // 3, None: CREDIT_NOTES // 3}
 
 
 def check_exactly_once(world, ids: list[int]) -> dict[str, int]:
@@ -82,6 +102,8 @@ def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd, capl
     faults.drop_after_commit_next(3)  # PUT /Invoices done, answer lost
     faults.rate_limit_next(4, problem="minute", retry_after=1)  # any accounting call refused once
     faults.fail_next(2, status=503, path_prefix="/api.xro/2.0/Contacts", method="GET")
+    faults.fail_next(1, status=503, path_prefix="/api.xro/2.0/CreditNotes", method="PUT")  # a chunk or an allocation
+    faults.drop_after_commit_next(2, path_prefix="/api.xro/2.0/CreditNotes", method="PUT")
     faults.drop_after_commit_next(1, path_prefix="/connect/token", method="POST")  # a lost refresh answer
     faults.latency(0.02)
 
@@ -94,17 +116,18 @@ def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd, capl
                 break
     assert ok, "the export did not finish after 4 runs"
     figures = check_exactly_once(world, ids)
+    check_credit_notes_once_and_allocated_once(world)
 
     token_answers = Counter(r.status for r in backend.requests if r.path.endswith("/connect/token"))
     assert token_answers.get(400, 0) == 0, f"invalid_grant or other token refusals: {token_answers}"
     retries = sum(max(ti.try_number - 1, 0) for run in runs for ti in run.get_task_instances())
     injected = faults.injected
-    assert injected.get("drop_after_commit", 0) == 4 and injected.get("fail_next", 0) == 5
+    assert injected.get("drop_after_commit", 0) == 6 and injected.get("fail_next", 0) == 6
     assert injected.get("rate_limit_next", 0) == 4 and injected.get("expire_access_tokens", 0) >= 3
     assert_no_secret_anywhere(world, capfd, caplog)
     with capfd.disabled():
         print(
-            f"\nfault suite: {len(ids)} invoices, faults injected {sum(injected.values())} {dict(injected)}, "
+            f"\nfault suite: {len(ids)} invoices and {CREDIT_NOTES} credit notes, faults injected {sum(injected.values())} {dict(injected)}, "
             f"token refreshes {token_answers.get(200, 0)}, task retries {retries}, DAG runs {len(runs)}, "
             f"duplicates {figures['duplicates']}, lost {figures['lost']}"
         )
