@@ -43,13 +43,17 @@ def test_a_backfill_over_two_past_intervals_exports_only_the_reset_items_in_them
     customer = world.data.customer("Harbour Constructions")
     day = {n: world.data.invoice(entity, customer, number=f"D{n}", invoice_date=dt.date(2026, 5, 28) + dt.timedelta(days=n))
            for n in range(8)}  # May 28 .. June 4
+    # Credit notes of May 30 (crediting no invoice), May 31 (crediting D3) and June 3.
+    credit = {n: world.data.credit_note(entity, customer, invoice_id=day[3] if n == 3 else None, number=f"C{n}",
+                                        credit_date=dt.date(2026, 5, 28) + dt.timedelta(days=n)) for n in (2, 3, 6)}
     world.data.flush()
     ok, _ = world.run(date_to="2026-06-01")  # the regular export: June 1 only (May is history)
     assert ok
     sent_before = {x["InvoiceNumber"] for x in world.xero_invoices(AU_TENANT)}
     assert sent_before == {"D4"}
     # History of May 30 and May 31 is reset, and so is an invoice of June 3 (outside the backfill).
-    ok, _ = world.trigger("xero_reset_for_export", invoice_ids=[day[2], day[3], day[6]])
+    ok, _ = world.trigger("xero_reset_for_export", invoice_ids=[day[2], day[3], day[6]],
+                          credit_note_ids=list(credit.values()))
     assert ok
 
     port = free_port()
@@ -115,3 +119,16 @@ def test_a_backfill_over_two_past_intervals_exports_only_the_reset_items_in_them
     numbers = sorted(x["InvoiceNumber"] for x in world.xero_invoices(AU_TENANT))
     assert numbers == ["D2", "D3", "D4"], "history not reset, later days and D4 (exported before) stay as they were"
     assert world.export_status()[day[6]] == "reset", "June 3 is outside the backfill: still waiting"
+
+    # Credit notes alike: each run its own day's, allocated where they credit an invoice.
+    credit_by_run = world.db.execute(
+        "SELECT r.params->>'date_from', array_agg(c.credit_note_number), array_agg(x.allocation_status) "
+        "FROM xero_sync.export_run r "
+        "JOIN xero_sync.credit_note_export x ON x.run_id = r.run_id AND x.status = 'exported' "
+        "JOIN astute.credit_note c ON c.id = x.credit_note_id "
+        "WHERE r.airflow_run_id LIKE 'backfill%%' GROUP BY r.run_id ORDER BY 1"
+    ).fetchall()
+    assert credit_by_run == [("2026-05-30", ["C2"], [None]), ("2026-05-31", ["C3"], ["allocated"])]
+    (june_3,) = world.db.execute("SELECT status FROM xero_sync.credit_note_export WHERE credit_note_id = %s",
+                                 (credit[6],)).fetchone()
+    assert june_3 == "reset"
