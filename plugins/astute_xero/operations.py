@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from astute_xero import sync_state
+from astute_xero.documents import CREDIT_NOTE, INVOICE
 from astute_xero.sql import load_sql
 
 
@@ -56,11 +57,13 @@ def mock_export(
     sync_state.decide_entities(conn, run_id, [billing_entity_id])
     params = {"run_id": run_id, "billing_entity_id": billing_entity_id, "migration_date": migration_date}
     with conn.transaction():
-        invoices = conn.execute(load_sql("mock_export_invoices"), params).rowcount
-        credit_notes = conn.execute(load_sql("mock_export_credit_notes"), params).rowcount
+        invoices = conn.execute(INVOICE.sql("mock_export"), {**params, "kind": INVOICE.name}).rowcount
+        credit_notes = conn.execute(CREDIT_NOTE.sql("mock_export"), {**params, "kind": CREDIT_NOTE.name}).rowcount
         (already,) = conn.execute(
-            "SELECT count(*) FROM astute.invoice i JOIN xero_sync.invoice_export x ON x.invoice_id = i.id "
-            "WHERE i.billing_entity_id = %s AND i.status = 'Sent' AND i.invoice_date < %s AND x.run_id IS DISTINCT FROM %s",
+            "SELECT count(*) FROM xero_sync.astute_document d "
+            "JOIN xero_sync.document_export x ON x.kind = d.kind AND x.document_id = d.document_id "
+            "WHERE d.billing_entity_id = %s AND d.status = 'Sent' AND d.document_date < %s "
+            "AND x.run_id IS DISTINCT FROM %s",
             (billing_entity_id, migration_date, run_id),
         ).fetchone()
         conn.execute(
@@ -94,14 +97,11 @@ def reset_for_export(
     result = ResetResult()
     scope = {"billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
     with conn.transaction():
-        for kind, targets, apply, ids, ids_param in (
-            ("Invoice", "reset_targets", "reset_apply", invoice_ids or [], "invoice_ids"),
-            ("Credit note", "reset_credit_note_targets", "reset_credit_note_apply", credit_note_ids or [], "credit_note_ids"),
-        ):
-            rows = conn.execute(load_sql(targets), {**scope, ids_param: ids}).fetchall()
+        for kind, ids in ((INVOICE, invoice_ids or []), (CREDIT_NOTE, credit_note_ids or [])):
+            rows = conn.execute(load_sql("reset_targets"), {**scope, "kind": kind.name, "document_ids": ids}).fetchall()
             to_reset = []
             for item_id, number, tenant_id, status, xero_id, exported_at in rows:
-                label = f"{kind} {number}" if number else f"{kind} id {item_id} (no number)"
+                label = kind.describe(item_id, number)
                 if status == "exported":
                     result.refused.append(
                         f"{label}: exported to Xero on {exported_at:%Y-%m-%d} (Xero id {xero_id}); "
@@ -116,9 +116,10 @@ def reset_for_export(
                     result.reset.append(label)
             if to_reset:
                 reset_ids, tenants = (list(column) for column in zip(*to_reset))
-                conn.execute(load_sql(apply), {ids_param: reset_ids, "tenant_ids": tenants})
+                conn.execute(kind.sql("reset_apply"), {"document_ids": reset_ids, "tenant_ids": tenants})
             found = {row[0] for row in rows}
-            result.refused.extend(f"{kind} id {i}: no Sent {kind.lower()} has this id" for i in ids if i not in found)
+            result.refused.extend(f"{kind.label} id {i}: no Sent {kind.label.lower()} has this id"
+                                  for i in ids if i not in found)
     return result
 
 
