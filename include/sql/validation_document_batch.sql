@@ -6,7 +6,7 @@ SELECT d.document_id, d.number, c.name, d.document_date, COALESCE(d.due_date, d.
         WHERE l.kind = %(kind)s AND l.document_id = d.document_id),
        (SELECT COALESCE(sum(round(l.quantity * l.unit_amount, 2)), 0) FROM xero_sync.astute_document_line l
         WHERE l.kind = %(kind)s AND l.document_id = d.document_id),
-       ci.id, ci.invoice_number,
+       ci.id, COALESCE(ci.invoice_number, 'id ' || ci.id || ' (no number)'),
        CASE WHEN ci.id IS NULL THEN NULL
             WHEN ci.billing_entity_id <> d.billing_entity_id THEN 'is billed by another billing entity'
             WHEN ci.customer_id <> d.customer_id THEN 'belongs to another customer'

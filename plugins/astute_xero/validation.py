@@ -108,7 +108,7 @@ def _rules() -> list[_Rule]:
             "credited_invoice_mismatch",
             "header",
             lambda chart: E.ExpectColumnValuesToBeNull(column="credited_invoice_problem"),
-            lambda row, chart: f"It credits invoice {row['credited_invoice_number'] or row['credited_invoice_id']}, which "
+            lambda row, chart: f"It credits invoice {row['credited_invoice_number']}, which "
             f"{row['credited_invoice_problem']}. Xero allocates a credit note only to a posted invoice of the same "
             "organisation, Contact and currency: correct the credit note's invoice in Astute.",
             kinds=(CREDIT_NOTE,),
