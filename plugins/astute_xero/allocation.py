@@ -112,8 +112,6 @@ def allocate_run(conn: psycopg.Connection, client: XeroClient, run_id: int) -> A
             f"{len(unknown)} allocation(s) got no answer from Xero ({'; '.join(unknown[:5])}); they stay 'sending' "
             "and the retry reads the credit notes back from Xero before allocating anything."
         )
-    conn.execute("UPDATE xero_sync.export_run SET allocations_made = (SELECT count(*) FROM xero_sync.credit_note_export "
-                 "WHERE allocation_run_id = %s AND allocation_status = 'allocated') WHERE run_id = %s", (run_id, run_id))
     return AllocationSummary(totals["allocated"], totals["nothing"], totals["failed"], totals["stopped"])
 
 
