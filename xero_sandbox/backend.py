@@ -135,15 +135,7 @@ class SandboxBackend:
     def record_payment(self, tenant_id: str, invoice_id: str, amount: Decimal | str | int) -> None:
         """A payment received against an invoice, as finance records it in Xero: its AmountDue drops."""
         with self.lock:
-            ledger = self.ledger(tenant_id)
-            invoice = ledger.document(INVOICE, invoice_id)
-            paid = Decimal(str(amount))
-            if invoice.status != "AUTHORISED" or paid <= 0 or paid > invoice.amount_due:
-                raise ValueError(f"cannot pay {paid} on invoice {invoice_id} ({invoice.status}, due {invoice.amount_due})")
-            invoice.amount_paid += paid
-            invoice.updated = self.clock()
-            if invoice.amount_due <= 0:
-                invoice.status = "PAID"
+            self.ledger(tenant_id).pay(invoice_id, Decimal(str(amount)))
 
     # ------------------------------------------------------------ inspection
     def ledger(self, tenant_id: str) -> Ledger:

@@ -588,6 +588,14 @@ class Ledger:
             wire.update({"Payments": [], "Allocations": []})
         return wire
 
+    def pay(self, invoice_id: str, amount: Decimal) -> None:
+        invoice = self.document(INVOICE, invoice_id)
+        if invoice.status != "AUTHORISED" or amount <= 0 or amount > invoice.amount_due:
+            raise ValueError(f"cannot pay {amount} on invoice {invoice_id} ({invoice.status}, due {invoice.amount_due})")
+        invoice.amount_paid += amount
+        invoice.updated = self.clock()
+        self._settle(invoice)
+
     # ================================================================ allocations
     def allocate(self, credit_note_id: str, payloads: list[Any]) -> list[ElementResult]:
         credit_note = self.document(CREDIT_NOTE, credit_note_id)

@@ -3,10 +3,14 @@ SELECT r.run_id, r.kind, r.status, r.started_at, r.finished_at, re.decision, re.
        (SELECT count(*) FROM xero_sync.api_log a
         WHERE a.run_id = r.run_id AND a.tenant_id = re.tenant_id AND a.method = 'PUT'
           AND a.endpoint IN ('Invoices', 'CreditNotes')),
-       (SELECT count(*) FILTER (WHERE x.kind = 'invoice') || ' + ' || count(*) FILTER (WHERE x.kind = 'credit_note')
-        FROM xero_sync.document_export x
+       (SELECT count(*) FROM xero_sync.document_export x
         JOIN xero_sync.astute_document d ON d.kind = x.kind AND d.document_id = x.document_id
-        WHERE x.run_id = r.run_id AND d.billing_entity_id = re.billing_entity_id AND x.status = 'exported'),
+        WHERE x.run_id = r.run_id AND d.billing_entity_id = re.billing_entity_id AND x.status = 'exported'
+          AND x.kind = 'invoice'),
+       (SELECT count(*) FROM xero_sync.document_export x
+        JOIN xero_sync.astute_document d ON d.kind = x.kind AND d.document_id = x.document_id
+        WHERE x.run_id = r.run_id AND d.billing_entity_id = re.billing_entity_id AND x.status = 'exported'
+          AND x.kind = 'credit_note'),
        (SELECT count(*) FROM xero_sync.document_export x
         JOIN xero_sync.astute_document d ON d.kind = x.kind AND d.document_id = x.document_id
         WHERE x.run_id = r.run_id AND d.billing_entity_id = re.billing_entity_id AND x.status = 'failed'),

@@ -1,6 +1,6 @@
 -- The next batch of a run's documents of one kind to validate, for one organisation (keyset paging on
 -- the document id). A credit note that credits an invoice says whether Xero could allocate it there.
-SELECT d.document_id, d.number, c.name, d.document_date, COALESCE(d.due_date, d.document_date),
+SELECT d.document_id, d.number, c.name, d.document_date, d.due_date,
        COALESCE(d.currency, r.default_currency),
        (SELECT count(*) FROM xero_sync.astute_document_line l
         WHERE l.kind = %(kind)s AND l.document_id = d.document_id),

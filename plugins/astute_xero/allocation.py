@@ -55,7 +55,7 @@ class PendingAllocation:
 
     @property
     def invoice_label(self) -> str:
-        return f"invoice {self.invoice_number}" if self.invoice_number else f"invoice id {self.invoice_id} (no number)"
+        return INVOICE.describe(self.invoice_id, self.invoice_number)
 
 
 @dataclass(frozen=True)
@@ -135,17 +135,19 @@ def _allocate_batch(
         outcome.stopped = True
         return outcome
 
+    # What each invoice still owes: two credit notes of a batch can credit one invoice.
+    still_due = {invoice_id: _money(invoice.amount_due) for invoice_id, invoice in invoices.items()}
     for pending in batch:
         credit_note = credit_notes.get(pending.xero_credit_note_id.lower())
         invoice = invoices.get(pending.invoice_id)
-        decided = _decide(pending, credit_note, invoice)
+        decided = _decide(pending, credit_note, invoice, still_due.get(pending.invoice_id))
         if decided is not None:
             status, amount, allocation_id, detail = decided
             _record(conn, run_id, pending, status, amount, allocation_id, detail)
             outcome.counts[status] += 1
             continue
         remaining = _money(credit_note.remaining_credit)
-        amount = allocation_amount(remaining, _money(invoice.amount_due))
+        amount = allocation_amount(remaining, still_due[pending.invoice_id])
         with conn.transaction():
             claimed = conn.execute(load_sql("allocation_claim"),
                                    {"run_id": run_id, "credit_note_id": pending.credit_note_id}).fetchone()
@@ -159,8 +161,8 @@ def _allocate_batch(
             return outcome
         else:
             outcome.counts[status] += 1
-        if status == "allocated":  # two credit notes of a batch can credit one invoice: what it still owes now
-            invoice.amount_due = float(_money(invoice.amount_due) - amount)
+        if status == "allocated":
+            still_due[pending.invoice_id] -= amount
     return outcome
 
 
@@ -191,7 +193,7 @@ def _read_from_xero(
 
 
 def _decide(
-    pending: PendingAllocation, credit_note: CreditNote | None, invoice: Invoice | None
+    pending: PendingAllocation, credit_note: CreditNote | None, invoice: Invoice | None, due: Decimal | None
 ) -> tuple[str, Decimal | None, str | None, str] | None:
     """The outcome when Xero's state settles it without a call: (status, amount, allocation id, detail)."""
     if credit_note is None:
@@ -199,7 +201,7 @@ def _decide(
                 "nothing was allocated. Check the credit note in Xero.")
     if invoice is None:
         where = "by its number" if not pending.xero_invoice_id else "any more"
-        return ("failed", None, None, f"The credited {pending.invoice_label} could not be found in Xero {where}; "
+        return ("failed", None, None, f"{pending.invoice_label}, which it credits, could not be found in Xero {where}; "
                 f"allocate {pending.credit_note_label} by hand in Xero.")
     earlier = [a for a in credit_note.allocations or []
                if a.invoice and str(a.invoice.invoice_id).lower() == str(invoice.invoice_id).lower()]
@@ -209,12 +211,12 @@ def _decide(
         return ("allocated", amount, allocation_id, "found allocated in Xero (an earlier attempt, or by hand)")
     credit_status = getattr(credit_note.status, "value", credit_note.status)
     invoice_status = getattr(invoice.status, "value", invoice.status)
-    remaining, due = _money(credit_note.remaining_credit), _money(invoice.amount_due)
+    remaining = _money(credit_note.remaining_credit)
     if credit_status != "AUTHORISED" or remaining <= 0:
         return ("nothing", Decimal("0"), None, f"{pending.credit_note_label} has no credit left in Xero "
                 f"(status {credit_status}, remaining credit {remaining}); nothing to allocate.")
     if invoice_status != "AUTHORISED" or due <= 0:
-        return ("nothing", Decimal("0"), None, f"The credited {pending.invoice_label} has nothing left to pay in Xero "
+        return ("nothing", Decimal("0"), None, f"{pending.invoice_label}, which it credits, has nothing left to pay in Xero "
                 f"(status {invoice_status}, amount due {due}); the credit stays on the customer's account in Xero.")
     return None
 

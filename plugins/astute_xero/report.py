@@ -46,7 +46,8 @@ class RunLine:
     decision: str
     detail: str | None
     chunks: int
-    exported: str  # "invoices + credit notes"
+    invoices_exported: int
+    credit_notes_exported: int
     failed: int
     held: int
     allocated: int
@@ -119,7 +120,8 @@ def render_text(report: IntegrationReport) -> str:
     lines.append("  Last runs:")
     lines += [
         f"    run {r.run_id} {r.kind} {r.started_at:%Y-%m-%d %H:%M} {r.status}: {r.chunks} chunk(s) in the API log, "
-        f"{r.exported} (invoices + credit notes) exported, {r.failed} failed, {r.held} held back, "
+        f"{r.invoices_exported} invoice(s) and {r.credit_notes_exported} credit note(s) exported, "
+        f"{r.failed} failed, {r.held} held back, "
         f"{r.allocated} allocated"
         + (f", {r.mock_exported} mock-exported" if r.mock_exported else "")
         + (f" ({r.detail})" if r.detail else "")
@@ -166,7 +168,7 @@ def render_html(report: IntegrationReport) -> str:
     ) or '<tr><td colspan="4" class="empty">Nothing blocks the export.</td></tr>'
     run_rows = "".join(
         f"<tr><td>{r.run_id}</td><td>{e(r.kind.replace('_', ' '))}</td><td class=\"nowrap\">{r.started_at:%Y-%m-%d %H:%M}</td>"
-        f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{e(r.exported)}</td><td>{r.failed}</td>"
+        f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{r.invoices_exported} + {r.credit_notes_exported}</td><td>{r.failed}</td>"
         f"<td>{r.held}</td><td>{r.allocated}</td><td>{r.mock_exported}</td><td>{e(r.detail or '')}</td></tr>"
         for r in report.runs
     ) or '<tr><td colspan="11" class="empty">No export has run for this entity yet.</td></tr>'

@@ -238,3 +238,31 @@ def test_validation_holds_a_credit_note_xero_could_never_allocate(pipeline):
         "SELECT document_id, message FROM xero_sync.validation_issue WHERE kind = 'credit_note'"))
     assert "credits invoice L-1, which belongs to another customer" in messages[wrong_customer]
     assert "credits invoice L-2, which is in USD" in messages[wrong_currency]
+
+
+def test_credit_notes_go_in_their_own_chunks_of_at_most_100_after_the_invoices(pipeline):
+    data = pipeline.data
+    customer = data.customer("Pioneer Rail")
+    invoice = data.invoice(pipeline.entity, customer, number="PR-1", lines=one_line("10000"))
+    credit_notes = [data.credit_note(pipeline.entity, customer, invoice_id=invoice if n < 3 else None,
+                                     number=f"PR-CN-{n}", lines=one_line("1")) for n in range(130)]
+    data.flush()
+    keys = pipeline.plan()
+    assert [(k.kind, k.chunk_no, k.chunk_count) for k in keys] == [
+        ("invoice", 1, 3), ("credit_note", 2, 3), ("credit_note", 3, 3)]
+    sizes = [row[0] for row in pipeline.db.execute(
+        "SELECT document_count FROM xero_sync.export_chunk WHERE run_id = %s ORDER BY chunk_no", (pipeline.run_id,))]
+    assert sizes == [1, 100, 30]
+    for key in keys:
+        export_chunk(pipeline.db, pipeline.client, key)
+    allocation.allocate_run(pipeline.db, pipeline.client, pipeline.run_id)
+
+    assert puts(pipeline, "/CreditNotes") == 2
+    logged = pipeline.db.execute(
+        "SELECT chunk_no, item_count FROM xero_sync.api_log WHERE method = 'PUT' AND endpoint = 'CreditNotes' "
+        "ORDER BY chunk_no").fetchall()
+    assert logged == [(2, 100), (3, 30)], "one call and one api_log row per chunk"
+    notes = xero_credit_notes(pipeline)
+    assert set(notes) == set(credit_notes)
+    assert {x["CurrencyCode"] for x in notes.values()} == {"AUD"}, "no currency in Astute: the region's default"
+    assert puts(pipeline, "/Allocations") == 3

@@ -67,7 +67,7 @@ def test_messages_say_what_to_fix(validator):
 
 
 def test_credit_notes_follow_the_same_rules_but_have_no_due_date(validator):
-    # A credit note's "due date" is its own date (the batch query says so): the due-date rule is not theirs.
+    # A credit note has no due date: the due-date rule is not theirs, whatever the column holds.
     assert rules(validator, [header(due=dt.date(2026, 5, 1))], [line()], CREDIT_NOTE) == []
     assert rules(validator, [header(currency="USD")], [line(account="999")], CREDIT_NOTE) == [
         (1, 1, "account_code_unknown"), (1, None, "currency_not_subscribed")]

@@ -82,7 +82,8 @@ def test_the_reports_counts_equal_sql_on_the_same_data(world, reported):
     assert kind == "Waiting for its invoice"
     assert reason.startswith("Waits for invoice NO-GL, which is not in Xero yet: it is held back (Line 1 has no GL")
     (last,) = built.runs
-    assert (last.chunks, last.exported, last.failed, last.held, last.allocated) == (2, "6 + 1", 1, 3, 1)
+    assert (last.chunks, last.invoices_exported, last.credit_notes_exported, last.failed, last.held,
+            last.allocated) == (2, 6, 1, 1, 3, 1)
 
     # After the fixes, a run exports them and the report drops to zero.
     world.db.execute("UPDATE astute.invoice_line SET account_code = '200', tax_type = 'OUTPUT' "
