@@ -31,10 +31,32 @@ import datetime as dt
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero import tasks
-from astute_xero.dag_policy import OWNER, START_DATE
+from astute_xero.dag_policy import DATABASE_STEP_TIMEOUT, OWNER, SMALL_STEP_TIMEOUT, START_DATE
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
            "max_retry_delay": dt.timedelta(minutes=10)}
+
+# execution_timeout per task, from what it does (the SQL-only steps: dag_policy). A timed-out task is
+# retried like any failure, and every step is safe to repeat.
+#
+# A chunk export is one PUT and the reads before it. Normally seconds. At worst: waiting out the window
+# in which Xero may still commit an earlier attempt's call (read timeout 120 s + 60 s) before
+# reconciling, the reconciling reads and the PUT (each bounded by 10 s connect + 120 s read; reads
+# retried on 5xx for about 15 s), and the pacing (a slot behind at most four calls in flight, the
+# minute budget, a minute-limit block of at most 65 s): under 10 minutes. 15 minutes means hung.
+CHUNK_TIMEOUT = dt.timedelta(minutes=15)
+# Validation reads each organisation's chart (4 GETs) and validates every selected document with Great
+# Expectations in batches of 20,000 (the bench: 220,000 documents in 10 s). A large backlog over several
+# organisations, with Xero slow on the chart reads, stays within minutes; 1 hour leaves a wide margin.
+VALIDATION_TIMEOUT = dt.timedelta(hours=1)
+# Contacts and allocations are bound by Xero's rate limit, organisation after organisation: one call per
+# 25 names looked up, 100 Contacts created, 50 links checked, and one call per credit note allocated, at
+# 55 calls a minute. A first export with 10,000 new customers is about 500 calls (10 minutes) per
+# organisation; a day's limit (5,000 calls) would be 91 minutes. 3 hours covers a large first run over
+# a few organisations; work done before a timeout is kept (links, allocations) and the retry goes on.
+XERO_BOUND_STEP_TIMEOUT = dt.timedelta(hours=3)
+# The summary and one Xero Integration report per entity: queries over the outstanding views.
+SUMMARY_TIMEOUT = dt.timedelta(hours=1)
 
 
 @dag(
@@ -45,7 +67,7 @@ RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": OWNER, **RETRIES},
+    default_args={"owner": OWNER, **RETRIES, "execution_timeout": DATABASE_STEP_TIMEOUT},
     tags=["xero", "astute", "invoices", "credit notes"],
     params={
         "billing_entity_ids": Param(
@@ -80,11 +102,11 @@ def xero_invoice_export():
     def extract_documents(export_run_id: int) -> dict:
         return tasks.extract_documents(export_run_id)
 
-    @task
+    @task(execution_timeout=VALIDATION_TIMEOUT)
     def validate_documents(export_run_id: int) -> dict:
         return tasks.validate_documents(export_run_id)
 
-    @task
+    @task(execution_timeout=XERO_BOUND_STEP_TIMEOUT)
     def resolve_contacts(export_run_id: int) -> dict:
         return tasks.resolve_contacts(export_run_id)
 
@@ -92,27 +114,27 @@ def xero_invoice_export():
     def plan_chunks(export_run_id: int) -> dict:
         return tasks.plan_chunks(export_run_id)
 
-    @task
+    @task(execution_timeout=SMALL_STEP_TIMEOUT)
     def invoice_chunks(export_run_id: int) -> list[dict]:
         return tasks.chunk_keys(export_run_id, "invoice")
 
     # Listed once every invoice chunk is done, whatever became of it: a credit note whose invoice did
     # not go waits for it.
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", execution_timeout=SMALL_STEP_TIMEOUT)
     def credit_note_chunks(export_run_id: int) -> list[dict]:
         return tasks.chunk_keys(export_run_id, "credit_note")
 
-    @task(pool="xero_api", map_index_template="{{ chunk_label }}")
+    @task(pool="xero_api", map_index_template="{{ chunk_label }}", execution_timeout=CHUNK_TIMEOUT)
     def export_invoice_chunk(chunk: dict) -> dict:
         get_current_context()["chunk_label"] = tasks.chunk_label(chunk)  # names the mapped task in the UI
         return tasks.export_document_chunk(chunk)
 
-    @task(pool="xero_api", map_index_template="{{ chunk_label }}")
+    @task(pool="xero_api", map_index_template="{{ chunk_label }}", execution_timeout=CHUNK_TIMEOUT)
     def export_credit_note_chunk(chunk: dict) -> dict:
         get_current_context()["chunk_label"] = tasks.chunk_label(chunk)
         return tasks.export_document_chunk(chunk)
 
-    @task(pool="xero_api", trigger_rule="all_done")
+    @task(pool="xero_api", trigger_rule="all_done", execution_timeout=XERO_BOUND_STEP_TIMEOUT)
     def allocate_credit_notes(export_run_id: int) -> dict:
         return tasks.allocate_credit_notes(export_run_id)
 
@@ -120,7 +142,7 @@ def xero_invoice_export():
     def write_back_run(export_run_id: int) -> str:
         return tasks.write_back_run(export_run_id)
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", execution_timeout=SUMMARY_TIMEOUT)
     def summarise_run(export_run_id: int) -> dict:
         return tasks.summarise_run(export_run_id)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from astute_xero import tasks
-from astute_xero.dag_policy import OPERATIONS_DAG
+from astute_xero.dag_policy import OPERATIONS_DAG, SMALL_STEP_TIMEOUT
 
 
 @dag(
@@ -28,7 +28,7 @@ from astute_xero.dag_policy import OPERATIONS_DAG
     },
 )
 def xero_remove_contact_link():
-    @task
+    @task(execution_timeout=SMALL_STEP_TIMEOUT)  # one DELETE of a customer's links
     def remove_contact_link() -> list:
         return tasks.remove_contact_link(dict(get_current_context()["params"]))
 

@@ -20,6 +20,7 @@ import time
 from decimal import Decimal
 
 import psycopg
+from cryptography.fernet import Fernet
 
 from astute_xero import chunk_planning, contacts, run_validation, sync_state
 from astute_xero.chunk_export import export_chunk
@@ -93,6 +94,8 @@ def main() -> int:
     def connect() -> psycopg.Connection:
         return psycopg.connect(url, autocommit=True)
 
+    # Outside Airflow there is no airflow.cfg: tokens are still sealed at rest, with a key of this bench's own.
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
     client = XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect))
     scope = sync_state.RunScope(None, None, dt.date(2026, 12, 31))
     phases: dict[str, float] = {}

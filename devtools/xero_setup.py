@@ -24,13 +24,19 @@ def authorise_app(backend: SandboxBackend, tenant_ids: list[str]) -> XeroApp:
     return XeroApp(client_id, client_secret, backend.authorise(client_id, tenant_ids))
 
 
+# The sandbox answers on loopback in milliseconds: a call it has not answered in 10 s is lost, and one it
+# committed late lands within a second after that (production: 120 s and 60 s).
+SANDBOX_TIMEOUTS = {"read_timeout_s": 10, "late_commit_margin_s": 1}
+
+
 def airflow_connection_json(app: XeroApp, sandbox_url: str) -> str:
-    """AIRFLOW_CONN_XERO_DEFAULT for the sandbox: only the URLs differ from production."""
+    """AIRFLOW_CONN_XERO_DEFAULT for the sandbox: the URLs and the timeouts differ from production."""
     return json.dumps(
         {
             "conn_type": "http",
             "login": app.client_id,
             "password": app.client_secret,
-            "extra": {"api_url": sandbox_url, "identity_url": sandbox_url, "refresh_token": app.refresh_token},
+            "extra": {"api_url": sandbox_url, "identity_url": sandbox_url, "refresh_token": app.refresh_token,
+                      **SANDBOX_TIMEOUTS},
         }
     )

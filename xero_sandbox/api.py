@@ -50,6 +50,7 @@ SCOPES = {
     "creditnotes": ("accounting.transactions", "accounting.invoices"),
     "organisation": ("accounting.settings",), "accounts": ("accounting.settings",),
     "taxrates": ("accounting.settings",), "currencies": ("accounting.settings",),
+    "trackingcategories": ("accounting.settings",),
 }
 
 
@@ -163,6 +164,10 @@ class SandboxApi:
             if failure.status == 429:
                 return rate_limited("minute", 1)
             return problem(failure.status, "Injected failure", f"fail_next answered {failure.status}")
+        raw_error = faults.take("error_body", req.method, req.path)
+        if raw_error is not None:
+            record.fault = "error_body"
+            return ApiResponse(raw_error.status, raw_error.body, content_type=raw_error.content_type)
         delay = faults.delay_for(req.path)
         path = req.path.rstrip("/").lower()
         if (path + "/").startswith(ACCOUNTING_PREFIX):
@@ -187,6 +192,8 @@ class SandboxApi:
             return self._revoke(req)
         if path == "/connections" and req.method == "GET":
             return self._connections(req)
+        if path.startswith("/connections/") and path.count("/") == 2 and req.method == "DELETE":
+            return self._disconnect(req, path.rsplit("/", 1)[1])
         return not_found()
 
     def _client_credentials(self, req: ApiRequest, form: dict[str, str]) -> tuple[str | None, str | None]:
@@ -243,6 +250,14 @@ class SandboxApi:
                 if c.tenant_id in self.backend.tenants and (not event or c.auth_event_id == event)]
         return json_response(200, rows)
 
+    def _disconnect(self, req: ApiRequest, connection_id: str) -> ApiResponse:
+        grant, failure = self._authenticate(req)
+        if failure is not None or grant is None:
+            return failure or self._unauthorised(None)
+        if not self.backend.identity.disconnect_by_id(grant.client_id, connection_id):
+            return not_found()
+        return ApiResponse(204, b"", content_type=None)
+
     def _authenticate(self, req: ApiRequest) -> tuple[AccessGrant | None, ApiResponse | None]:
         auth = req.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
@@ -281,7 +296,11 @@ class SandboxApi:
             return rate_limited(admission.problem or "minute", admission.retry_after, admission.headers)
         try:
             self._sleep(delay)  # inside the slot, so latency makes concurrency observable
-            response = self._idempotent(req, tenant_id, record, lambda: self._route(req, tenant_id, segments))
+            late = self.backend.faults.take("commit_late", req.method, req.path)
+            if late is not None:
+                record.fault = "commit_late"
+            response = self._idempotent(req, tenant_id, record, lambda: self._route(req, tenant_id, segments),
+                                        hold=late.seconds if late else 0.0)
         finally:
             self.backend.rate_limiter.release(tenant_id)
         response.headers.update(admission.headers)
@@ -299,29 +318,44 @@ class SandboxApi:
         return False
 
     def _idempotent(self, req: ApiRequest, tenant_id: str, record: RequestRecord,
-                    action: Callable[[], ApiResponse]) -> ApiResponse:
+                    action: Callable[[], ApiResponse], hold: float = 0.0) -> ApiResponse:
+        """Replay a kept answer; refuse (409) a repeat while the first request
+        with its key is still in progress; otherwise hold the key, act, keep
+        the answer. ``hold`` (commit_late) waits before acting, without the
+        backend lock, so other requests carry on meanwhile."""
         key = req.headers.get("idempotency-key")
         if not key or req.method not in ("PUT", "POST"):
+            self._sleep(hold)
             return action()
-        if len(key) > self.backend.idempotency.MAX_KEY_LENGTH:
-            return problem(400, "Bad Request",
-                           f"The Idempotency-Key header must be {self.backend.idempotency.MAX_KEY_LENGTH} "
-                           f"characters or fewer; got {len(key)}.")
         cache = self.backend.idempotency
+        if len(key) > cache.MAX_KEY_LENGTH:
+            return problem(400, "Bad Request",
+                           f"The Idempotency-Key header must be {cache.MAX_KEY_LENGTH} "
+                           f"characters or fewer; got {len(key)}.")
         fingerprint = cache.fingerprint(req.method, req.path, req.query_string, req.body)
-        with self.backend.lock:  # a concurrent duplicate waits and then replays
-            stored = cache.lookup(tenant_id, key)
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    return problem(400, "Bad Request",
-                                   f"The Idempotency-Key '{key}' has already been used with a different "
-                                   "request; use a new key for a new request.")
-                record.replayed = True
-                return ApiResponse(stored.status, stored.body, content_type=stored.content_type)
+        claim = cache.claim(tenant_id, key, fingerprint)
+        if not claim.mine:
+            first = claim.answer.fingerprint if claim.answer is not None else claim.busy_fingerprint
+            if first != fingerprint:
+                return problem(400, "Bad Request",
+                               f"The Idempotency-Key '{key}' has already been used with a different "
+                               "request; use a new key for a new request.")
+            if claim.answer is None:
+                return problem(409, "Conflict",
+                               f"A request with the Idempotency-Key '{key}' is still being processed; "
+                               "retry once it has finished.")
+            record.replayed = True
+            return ApiResponse(claim.answer.status, claim.answer.body, content_type=claim.answer.content_type)
+        response: ApiResponse | None = None
+        try:
+            self._sleep(hold)
             response = action()
-            if response.status < 500:
+        finally:
+            if response is not None and response.status < 500:
                 cache.store(tenant_id, key, fingerprint, response.status, response.body, response.content_type)
-            return response
+            else:
+                cache.release(tenant_id, key)
+        return response
 
     def _route(self, req: ApiRequest, tenant_id: str, segments: list[str]) -> ApiResponse:
         resource = segments[0].lower()
@@ -333,6 +367,8 @@ class SandboxApi:
             try:
                 if method == "GET" and not rest and resource in ("organisation", "accounts", "taxrates", "currencies"):
                     return json_response(200, self._envelope(self._settings(tenant, resource)))
+                if resource == "trackingcategories" and method == "GET" and len(rest) <= 1:
+                    return self._tracking_categories(req, ledger, rest)
                 if resource == "contacts":
                     return self._contacts(req, ledger, rest)
                 if resource == "invoices":
@@ -373,6 +409,14 @@ class SandboxApi:
                 "DisplayTaxRate": round_dp(r.rate, 4), "EffectiveRate": round_dp(r.rate, 4),
             } for r in tenant.tax_rates.values()]}
         return {"Currencies": [{"Code": c, "Description": CURRENCY_NAMES.get(c, c)} for c in tenant.currencies]}
+
+    def _tracking_categories(self, req: ApiRequest, ledger: Ledger, rest: list[str]) -> ApiResponse:
+        include_archived = req.flag("includeArchived", False)
+        found = ledger.find_tracking_categories(include_archived, req.param("where"), rest[0] if rest else None)
+        if rest and not found:
+            return not_found()
+        body = {"TrackingCategories": [ledger.render_tracking_category(c, include_archived) for c in found]}
+        return json_response(200, self._envelope(body))
 
     @staticmethod
     def _organisation(tenant: Tenant) -> dict[str, Any]:

@@ -26,6 +26,7 @@ DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
     {"code": "610", "name": "Accounts Receivable", "type": "CURRENT", "tax_type": "BASEXCLUDED"},
     {"code": "820", "name": "GST", "type": "CURRLIAB", "tax_type": "BASEXCLUDED"},
 ]
+EXPENSE_ACCOUNT_TYPES = ("EXPENSE", "DIRECTCOSTS", "OVERHEADS")
 DEFAULT_TAX_RATES: list[dict[str, Any]] = [
     {"tax_type": "OUTPUT", "name": "GST on Income", "rate": Decimal("10")},
     {"tax_type": "EXEMPTOUTPUT", "name": "GST Free Income", "rate": Decimal("0")},
@@ -100,6 +101,12 @@ class SandboxBackend:
                 raise KeyError(f"unknown tenants: {missing}")
         return self.identity.authorise(client_id, [t.lower() for t in tenant_ids], scope)
 
+    def disconnect(self, client_id: str, tenant_id: str) -> None:
+        """The organisation disconnects the app (Settings > Connected apps, or
+        ``DELETE /connections/{id}``): its calls become 403 AuthenticationUnsuccessful
+        while the app's other organisations, tokens and refresh chain carry on."""
+        self.identity.disconnect(client_id, tenant_id.lower())
+
     def add_contact(self, tenant_id: str, name: str, status: str = "ACTIVE",
                     merged_to_contact_id: str | None = None) -> str:
         """Seed a contact directly (no uniqueness check, so tests can build odd states)."""
@@ -132,6 +139,42 @@ class SandboxBackend:
                 raise ValueError("; ".join(result.messages))
             return str(result.wire["InvoiceID"])
 
+    def seed_bill(self, tenant_id: str, contact_id: str, number: str, amount: Decimal | str | int = "100.00",
+                  date: dt.date | None = None) -> str:
+        """A supplier bill (AUTHORISED ACCPAY) already in Xero, created through
+        the same rules, on the first expense account. Its number is not unique
+        in Xero: it never blocks an ACCREC invoice of the same number, and
+        ``GET /Invoices?InvoiceNumbers=`` returns both."""
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            code = next((a.code for a in ledger.t.accounts.values()
+                         if a.type in EXPENSE_ACCOUNT_TYPES and a.status == "ACTIVE"), None)
+            if code is None:
+                raise ValueError(f"tenant {tenant_id} has no active EXPENSE, DIRECTCOSTS or OVERHEADS account")
+            payload: dict[str, Any] = {
+                "Type": "ACCPAY", "Contact": {"ContactID": contact_id}, "Status": "AUTHORISED", "InvoiceNumber": number,
+                "LineItems": [{"Description": "Seeded bill", "Quantity": 1, "UnitAmount": Decimal(str(amount)),
+                               "AccountCode": code}],
+            }
+            if date is not None:
+                payload["Date"] = date.isoformat()
+            (result,) = ledger.save_documents(INVOICE, [payload], allow_update=False, unitdp=2)
+            if not result.ok:
+                raise ValueError("; ".join(result.messages))
+            return str(result.wire["InvoiceID"])
+
+    def add_tracking_category(self, tenant_id: str, name: str, options: list[str], status: str = "ACTIVE") -> str:
+        """A tracking category set up in the organisation, with its options (ACTIVE);
+        returns its TrackingCategoryID. Xero's limits hold: at most 2 ACTIVE
+        categories and 4 in all; names of at most 100 characters."""
+        with self.lock:
+            return self.ledger(tenant_id).add_tracking_category(name, list(options), status)
+
+    def set_tracking_option_status(self, tenant_id: str, tracking_category_id: str, option: str, status: str) -> str:
+        """Archive (or restore) one option, as a user does in Xero; returns its TrackingOptionID."""
+        with self.lock:
+            return self.ledger(tenant_id).set_tracking_option_status(tracking_category_id, option, status)
+
     def record_payment(self, tenant_id: str, invoice_id: str, amount: Decimal | str | int) -> None:
         """A payment received against an invoice, as finance records it in Xero: its AmountDue drops."""
         with self.lock:
@@ -150,6 +193,13 @@ class SandboxBackend:
         with self.lock:
             ledger = self.ledger(tenant_id)
             return [ledger.render_document(d) for d in ledger.find_documents(INVOICE)]
+
+    def tracking_categories(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every category (ACTIVE, ARCHIVED and DELETED) with every option, as the API renders them."""
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            return [ledger.render_tracking_category(c, include_archived=True)
+                    for c in sorted(ledger.t.tracking_categories.values(), key=lambda c: c.name.casefold())]
 
     def credit_notes(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:

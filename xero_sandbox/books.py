@@ -8,11 +8,14 @@ same, even when it then answers 400 in summarised mode)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
-from .records import AllocationRecord, Contact, Document, LineItem, Tenant, new_id
+from .records import (AllocationRecord, Contact, Document, LineItem, LineTracking, Tenant, TrackingCategory,
+                      TrackingOption, new_id)
 from .wire import ZERO_UUID, fold, ms_date, ms_datetime, parse_date, round2, round_dp, to_decimal, utc_date
 from .where import compile_where
 
@@ -43,6 +46,17 @@ CONTACT_STATUSES = ("ACTIVE", "ARCHIVED", "GDPRREQUEST")
 # The spec's maxLength on Contact fields; xero-python raises when reading longer values.
 CONTACT_FIELD_LIMITS = {"FirstName": 255, "LastName": 255, "EmailAddress": 255, "ContactNumber": 50,
                         "AccountNumber": 50}
+REFERENCE_LIMIT = 255
+URL_LIMIT = 2000
+INVALID_URL = "The Url is not a valid URL."
+TRACKING_STATUSES = ("ACTIVE", "ARCHIVED", "DELETED")
+TRACKING_NAME_LIMIT = 100  # category and option names (the spec's maxLength)
+MAX_LINE_TRACKING = 2  # "Any LineItem can have a maximum of 2 <TrackingCategory> elements."
+# An organisation has at most 2 ACTIVE tracking categories and 4 in all (ACTIVE and ARCHIVED).
+MAX_ACTIVE_TRACKING_CATEGORIES = 2
+MAX_TRACKING_CATEGORIES = 4
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_HOST_LABEL_RE = re.compile(r"^[^\W_]+(?:-+[^\W_]+)*$")  # letters and digits, inner hyphens
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,70 @@ class Ledger:
         })
         return wire
 
+    # ================================================================ tracking categories
+    def add_tracking_category(self, name: str, options: list[str], status: str) -> str:
+        """Set up a category with its options (all ACTIVE), as a user does in
+        Xero's settings; Xero's own limits apply."""
+        status = status.upper()
+        problems = []
+        if status not in TRACKING_STATUSES:
+            problems.append(f"status must be one of {', '.join(TRACKING_STATUSES)}")
+        if not name.strip() or len(name) > TRACKING_NAME_LIMIT:
+            problems.append(f"a tracking category name needs 1 to {TRACKING_NAME_LIMIT} characters")
+        if any(_same_name(c.name, name) for c in self.t.tracking_categories.values() if c.status != "DELETED"):
+            problems.append(f"a tracking category named {name!r} already exists")
+        live = [c for c in self.t.tracking_categories.values() if c.status in ("ACTIVE", "ARCHIVED")]
+        if status == "ACTIVE" and sum(c.status == "ACTIVE" for c in live) >= MAX_ACTIVE_TRACKING_CATEGORIES:
+            problems.append(f"Xero allows at most {MAX_ACTIVE_TRACKING_CATEGORIES} ACTIVE tracking categories")
+        if status != "DELETED" and len(live) >= MAX_TRACKING_CATEGORIES:
+            problems.append(f"Xero allows at most {MAX_TRACKING_CATEGORIES} tracking categories (ACTIVE and ARCHIVED)")
+        for i, option in enumerate(options):
+            if not option.strip() or len(option) > TRACKING_NAME_LIMIT:
+                problems.append(f"option {option!r} needs 1 to {TRACKING_NAME_LIMIT} characters")
+            if any(_same_name(other, option) for other in options[:i]):
+                problems.append(f"option {option!r} is given twice")
+        if problems:
+            raise ValueError("; ".join(problems))
+        category = TrackingCategory(new_id(), name, status, [TrackingOption(new_id(), o) for o in options])
+        self.t.tracking_categories[category.category_id] = category
+        return category.category_id
+
+    def set_tracking_option_status(self, category_id: str, option: str, status: str) -> str:
+        category = self.t.tracking_categories.get(category_id.lower())
+        if category is None:
+            raise KeyError(f"unknown tracking category {category_id}")
+        found = next((o for o in category.options if _same_name(o.name, option)), None)
+        if found is None:
+            raise KeyError(f"tracking category {category.name!r} has no option {option!r}")
+        if status.upper() not in TRACKING_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(TRACKING_STATUSES)}")
+        found.status = status.upper()
+        return found.option_id
+
+    def find_tracking_categories(self, include_archived: bool, where: str | None = None,
+                                 category_id: str | None = None) -> list[TrackingCategory]:
+        """ACTIVE categories, or ARCHIVED too; one asked for by ID whatever its status."""
+        predicate = compile_where(where)
+        found = []
+        for category in self.t.tracking_categories.values():
+            if category_id is not None:
+                if category.category_id != category_id.lower():
+                    continue
+            elif category.status == "DELETED" or (category.status == "ARCHIVED" and not include_archived):
+                continue
+            if predicate and not predicate(_tracking_getter(category)):
+                continue
+            found.append(category)
+        return sorted(found, key=lambda c: c.name.casefold())
+
+    @staticmethod
+    def render_tracking_category(category: TrackingCategory, include_archived: bool) -> dict[str, Any]:
+        shown = [o for o in category.options
+                 if o.status == "ACTIVE" or (o.status == "ARCHIVED" and include_archived)]
+        return {"TrackingCategoryID": category.category_id, "Name": category.name, "Status": category.status,
+                "Options": [{"TrackingOptionID": o.option_id, "Name": o.name, "Status": o.status}
+                            for o in sorted(shown, key=lambda o: o.name.casefold())]}
+
     # ================================================================ documents
     def save_documents(self, kind: DocKind, payloads: list[Any], allow_update: bool, unitdp: int) -> list[ElementResult]:
         return [self._save_document(kind, p, allow_update, unitdp) for p in payloads]
@@ -286,6 +364,10 @@ class Ledger:
             errors.append(f"{kind.label} # must be unique.")
 
         reference = _str(p.get("Reference")) if "Reference" in p else (base.reference if base else None)
+        if reference is not None and len(reference) > REFERENCE_LIMIT:
+            errors.append(f"Reference must be no more than {REFERENCE_LIMIT} characters long.")
+        # The spec's CreditNote has no Url: Xero ignores one sent on a credit note.
+        url = self._url(p, base, errors) if kind is INVOICE else None
         if "LineItems" in p:
             lines = self._lines(p.get("LineItems"), base, line_amount_types, status, unitdp, errors)
         elif base is not None:
@@ -306,7 +388,7 @@ class Ledger:
             number=number, reference=reference, date=date, due_date=due_date, status=status,
             line_amount_types=line_amount_types, currency_code=currency, currency_rate=rate,
             line_items=lines, sub_total=sub_total, total_tax=total_tax, total=total, updated=self.clock(),
-            url=_str(p.get("Url")) if "Url" in p else (base.url if base else None),
+            url=url,
         )
         if base is not None:  # money already applied survives an edit
             doc.amount_paid, doc.amount_credited = base.amount_paid, base.amount_credited
@@ -342,6 +424,23 @@ class Ledger:
             errors.append("Unable to assign an Archived contact.")
             return None
         return contact.contact_id
+
+    @staticmethod
+    def _url(p: dict[str, Any], base: Document | None, errors: list[str]) -> str | None:
+        """The link back to the source document, kept verbatim; Xero refuses
+        one that is not an absolute http(s) URL, or longer than 2000."""
+        if "Url" not in p:
+            return base.url if base else None
+        url = p.get("Url")
+        if url is None or url == "":
+            return None
+        if isinstance(url, str) and len(url) > URL_LIMIT:
+            errors.append(f"Url must be no more than {URL_LIMIT} characters long.")
+            return None
+        if not isinstance(url, str) or not _is_absolute_http_url(url):
+            errors.append(INVALID_URL)
+            return None
+        return url
 
     def _date(self, p: dict[str, Any], key: str, default: dt.date | None, errors: list[str]) -> dt.date | None:
         if key not in p or p.get(key) in (None, ""):
@@ -397,13 +496,80 @@ class Ledger:
         if tax_type and tax_type not in self.t.tax_rates:
             errors.append(f"The TaxType code '{tax_type}' does not exist or cannot be used with this type of transaction.")
             tax_type = None
+        tracking = self._line_tracking(item.get("Tracking"), errors)
         line = LineItem(
             line_item_id=new_id(), description=description, quantity=quantity, unit_amount=unit,
             account_code=code, tax_type=tax_type, line_amount=line_amount, tax_amount=Decimal("0.00"),
-            item_code=_str(item.get("ItemCode")), discount_rate=discount,
+            item_code=_str(item.get("ItemCode")), discount_rate=discount, tracking=tracking,
         )
         line.tax_amount = self._tax(line, lat)
         return line
+
+    def _line_tracking(self, raw: Any, errors: list[str]) -> tuple[LineTracking, ...]:
+        """A line's ``Tracking``: each entry names an ACTIVE category (by
+        TrackingCategoryID, else by Name, case-insensitively) and one of its
+        ACTIVE options (by TrackingOptionID, else by Option); at most two
+        categories, each once. Saved with Xero's IDs and spelling."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            errors.append("Tracking must be a list of tracking categories.")
+            return ()
+        entries = [e for e in raw if not (isinstance(e, dict) and not any(
+            _text(e.get(k)) for k in ("Name", "Option", "TrackingCategoryID", "TrackingOptionID")))]
+        if len(entries) > MAX_LINE_TRACKING:
+            errors.append(f"A line item cannot have more than {MAX_LINE_TRACKING} tracking categories.")
+            return ()
+        chosen: list[LineTracking] = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                errors.append("Each tracking category must be an object.")
+                continue
+            choice = self._tracking_choice(entry, errors)
+            if choice is None:
+                continue
+            if any(c.category_id == choice.category_id for c in chosen):
+                errors.append(f"The tracking category '{choice.name}' can only be used once on a line item.")
+                continue
+            chosen.append(choice)
+        return tuple(chosen)
+
+    def _tracking_choice(self, entry: dict[str, Any], errors: list[str]) -> LineTracking | None:
+        name, option = _text(entry.get("Name")), _text(entry.get("Option"))
+        category_id, option_id = _text(entry.get("TrackingCategoryID")), _text(entry.get("TrackingOptionID"))
+        too_long = False
+        if name is not None and len(name) > TRACKING_NAME_LIMIT:
+            errors.append(f"Tracking category name must be no more than {TRACKING_NAME_LIMIT} characters long.")
+            too_long = True
+        if option is not None and len(option) > TRACKING_NAME_LIMIT:
+            errors.append(f"Tracking option name must be no more than {TRACKING_NAME_LIMIT} characters long.")
+            too_long = True
+        if too_long:
+            return None
+        category_label, option_label = name or category_id, option or option_id
+        if option_label is None:
+            errors.append(f"A tracking option must be specified for the tracking category '{category_label}'.")
+            return None
+        if category_label is None:
+            errors.append(f"A tracking category must be specified for the tracking option '{option_label}'.")
+            return None
+        if category_id is not None:
+            category = self.t.tracking_categories.get(category_id.lower())
+        else:
+            category = next((c for c in self.t.tracking_categories.values() if _same_name(c.name, name)), None)
+        if category is None or category.status != "ACTIVE":
+            what = f"the name '{name}'" if category_id is None else f"the TrackingCategoryID '{category_id}'"
+            errors.append(f"There is no ACTIVE tracking category with {what}")
+            return None
+        if option_id is not None:
+            found = next((o for o in category.options if o.option_id == option_id.lower()), None)
+        else:
+            found = next((o for o in category.options if _same_name(o.name, option)), None)
+        if found is None or found.status != "ACTIVE":
+            what = f"the name '{option}'" if option_id is None else f"the TrackingOptionID '{option_id}'"
+            errors.append(f"There is no ACTIVE tracking option with {what} in the tracking category '{category.name}'")
+            return None
+        return LineTracking(category.category_id, found.option_id, category.name, found.name)
 
     def _tax(self, line: LineItem, lat: str) -> Decimal:
         """Per-line tax rounded to 2 dp, as Xero computes it."""
@@ -675,6 +841,34 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _text(value: Any) -> str | None:
+    """A string with something in it, else None (blank counts as absent)."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _is_absolute_http_url(url: str) -> bool:
+    """Well-formed and absolute, as .NET's ``Uri.IsWellFormedUriString(url,
+    UriKind.Absolute)`` judges it, restricted to http and https: no whitespace,
+    control characters or unescaped ``<>"\\``, and a real host name."""
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch in '<>"\\' for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or not parts.hostname:
+        return False
+    host = parts.hostname
+    if parts.netloc.rsplit("@", 1)[-1].startswith("["):  # an IPv6 literal: urlsplit has checked the brackets
+        return ":" in host
+    return all(_HOST_LABEL_RE.match(label) for label in host.rstrip(".").split("."))
+
+
+def _uuid(value: Any) -> str | None:
+    return value if isinstance(value, str) and _UUID_RE.match(value) else None
+
+
 def _totals(lines: list[LineItem], lat: str) -> tuple[Decimal, Decimal, Decimal]:
     line_sum = sum((li.line_amount for li in lines), Decimal("0.00"))
     tax = sum((li.tax_amount for li in lines), Decimal("0.00"))
@@ -699,7 +893,8 @@ def _render_line(line: LineItem, unitdp: int) -> dict[str, Any]:
     wire["LineAmount"] = line.line_amount
     if line.discount_rate:
         wire["DiscountRate"] = line.discount_rate
-    wire["Tracking"] = []
+    wire["Tracking"] = [{"TrackingCategoryID": t.category_id, "TrackingOptionID": t.option_id,
+                         "Name": t.name, "Option": t.option} for t in line.tracking]
     return wire
 
 
@@ -712,8 +907,26 @@ def _echo_line(item: dict[str, Any], unitdp: int) -> dict[str, Any]:
         value = to_decimal(item.get(key))
         if value is not None:
             wire[key] = value
-    wire["Tracking"] = []
+    wire["Tracking"] = [_echo_tracking(t) for t in item.get("Tracking") or [] if isinstance(t, dict)] \
+        if isinstance(item.get("Tracking"), list) else []
     return wire
+
+
+def _echo_tracking(entry: dict[str, Any]) -> dict[str, Any]:
+    """What was sent, minus anything xero-python would refuse to read back."""
+    wire: dict[str, Any] = {}
+    for key in ("TrackingCategoryID", "TrackingOptionID"):
+        if _uuid(entry.get(key)):
+            wire[key] = entry[key]
+    for key in ("Name", "Option"):
+        if isinstance(entry.get(key), str) and len(entry[key]) <= TRACKING_NAME_LIMIT:
+            wire[key] = entry[key]
+    return wire
+
+
+def _same_name(stored: str, given: str | None) -> bool:
+    """Tracking names match case-insensitively (not accent-insensitively)."""
+    return given is not None and stored.strip().casefold() == given.strip().casefold()
 
 
 def _contact_echo(p: dict[str, Any], errors: list[str], existing: Contact | None = None) -> dict[str, Any]:
@@ -734,4 +947,9 @@ def _contact_getter(contact: Contact) -> Callable[[str], Any]:
         "contactnumber": contact.contact_number, "accountnumber": contact.account_number,
         "mergedtocontactid": contact.merged_to_contact_id,
     }
+    return lambda name: values.get(name.lower())
+
+
+def _tracking_getter(category: TrackingCategory) -> Callable[[str], Any]:
+    values = {"name": category.name, "status": category.status, "trackingcategoryid": category.category_id}
     return lambda name: values.get(name.lower())

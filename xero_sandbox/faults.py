@@ -8,9 +8,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 
+DEFAULT_ERROR_BODY = b"<html><body>Bad Request</body></html>"
+
+
 @dataclass
 class _Rule:
-    kind: str  # "fail_next" | "drop_after_commit" | "hang_after_commit" | "rate_limit_next"
+    # "fail_next" | "error_body" | "drop_after_commit" | "hang_after_commit" | "commit_late" | "rate_limit_next"
+    kind: str
     remaining: int
     path_prefix: str | None
     method: str | None
@@ -18,6 +22,8 @@ class _Rule:
     problem: str = "minute"
     retry_after: int | None = None
     seconds: float = 0.0
+    body: bytes = b""
+    content_type: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -34,6 +40,8 @@ class Fault:
     problem: str = "minute"
     retry_after: int | None = None
     seconds: float = 0.0
+    body: bytes = b""
+    content_type: str | None = None
 
 
 class FaultSwitches:
@@ -52,6 +60,14 @@ class FaultSwitches:
         """Answer the next ``n`` matching requests with ``status``, doing nothing."""
         self._arm(_Rule("fail_next", n, path_prefix, method, status=status))
 
+    def error_body_next(self, n: int = 1, status: int = 400, body: bytes = DEFAULT_ERROR_BODY,
+                        content_type: str | None = "text/html; charset=utf-8",
+                        path_prefix: str | None = "/api.xro/2.0/Invoices", method: str | None = "PUT") -> None:
+        """Answer the next ``n`` matching requests with ``status`` and this raw,
+        non-JSON body (a proxy's or load balancer's error page), doing nothing."""
+        self._arm(_Rule("error_body", n, path_prefix, method, status=status, body=bytes(body),
+                        content_type=content_type))
+
     def drop_after_commit_next(self, n: int = 1, path_prefix: str | None = "/api.xro/2.0/Invoices",
                                method: str | None = "PUT") -> None:
         """Act on the next ``n`` matching requests, then close the socket unanswered."""
@@ -62,6 +78,16 @@ class FaultSwitches:
         """Act on the next ``n`` matching requests, then wait ``seconds`` before answering: the window in
         which a test kills the worker that is waiting for Xero's answer."""
         self._arm(_Rule("hang_after_commit", n, path_prefix, method, seconds=seconds))
+
+    def commit_late_next(self, seconds: float, n: int = 1, path_prefix: str | None = "/api.xro/2.0/Invoices",
+                         method: str | None = "PUT") -> None:
+        """Hold the next ``n`` matching requests ``seconds`` before acting on them,
+        then act (commit) and answer: the commit lands after a client with a
+        shorter read timeout has given up. The held request keeps its
+        concurrency slot but not the backend lock, so other requests, a retry
+        of this one included, go ahead meanwhile. An answer to a client that
+        has hung up is dropped quietly."""
+        self._arm(_Rule("commit_late", n, path_prefix, method, seconds=seconds))
 
     def rate_limit_next(self, n: int = 1, problem: str = "minute", retry_after: int | None = 1,
                         path_prefix: str | None = "/api.xro/2.0", method: str | None = None) -> None:
@@ -100,7 +126,8 @@ class FaultSwitches:
                 if rule.kind == kind and rule.remaining > 0 and rule.matches(method, path):
                     rule.remaining -= 1
                     self._injected[kind] = self._injected.get(kind, 0) + 1
-                    return Fault(kind, rule.status, rule.problem, rule.retry_after, rule.seconds)
+                    return Fault(kind, rule.status, rule.problem, rule.retry_after, rule.seconds,
+                                 rule.body, rule.content_type)
             return None
 
     def delay_for(self, path: str) -> float:

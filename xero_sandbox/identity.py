@@ -158,6 +158,21 @@ class IdentityStore:
             for tenant_id in grant.tenant_ids:
                 self.connections.pop((app.client_id, tenant_id), None)
 
+    def disconnect(self, client_id: str, tenant_id: str) -> None:
+        """Remove one organisation's connection; tokens live on for the others."""
+        with self._lock:
+            if self.connections.pop((client_id, tenant_id), None) is None:
+                raise KeyError(f"app {client_id!r} is not connected to tenant {tenant_id}")
+
+    def disconnect_by_id(self, client_id: str, connection_id: str) -> bool:
+        """``DELETE /connections/{id}``: False when the app has no such connection."""
+        with self._lock:
+            for (client, tenant), connection in list(self.connections.items()):
+                if client == client_id and connection.connection_id == connection_id.lower():
+                    del self.connections[(client, tenant)]
+                    return True
+            return False
+
     # ------------------------------------------------------------ lookups
     def access_grant(self, token: str | None) -> AccessGrant | None:
         with self._lock:

@@ -122,8 +122,23 @@ class StoredAnswer:
     stored_at: float
 
 
+@dataclass
+class Claim:
+    """What the cache says about a key as a request arrives: an answer to
+    replay, another request with the key still in progress (``busy``, with
+    its fingerprint), or neither, in which case this request now holds the key."""
+
+    answer: StoredAnswer | None = None
+    busy_fingerprint: str | None = None
+
+    @property
+    def mine(self) -> bool:
+        return self.answer is None and self.busy_fingerprint is None
+
+
 class IdempotencyCache:
-    """Answers kept per (tenant, key) for ``idempotency_ttl_s`` seconds."""
+    """Answers kept per (tenant, key) for ``idempotency_ttl_s`` seconds, and
+    the keys of requests still being acted on."""
 
     MAX_KEY_LENGTH = 128
 
@@ -132,10 +147,29 @@ class IdempotencyCache:
         self._limits = limits
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, str], StoredAnswer] = {}
+        self._in_progress: dict[tuple[str, str], str] = {}
 
     def reset(self) -> None:
         with self._lock:
             self._answers.clear()
+            self._in_progress.clear()
+
+    def claim(self, tenant_id: str, key: str, fingerprint: str) -> Claim:
+        """Atomically: the stored answer, or the request in progress, or take the key."""
+        with self._lock:
+            answer = self._live_answer(tenant_id, key)
+            if answer is not None:
+                return Claim(answer=answer)
+            busy = self._in_progress.get((tenant_id, key))
+            if busy is not None:
+                return Claim(busy_fingerprint=busy)
+            self._in_progress[(tenant_id, key)] = fingerprint
+            return Claim()
+
+    def release(self, tenant_id: str, key: str) -> None:
+        """The request holding the key ended without an answer worth keeping (5xx)."""
+        with self._lock:
+            self._in_progress.pop((tenant_id, key), None)
 
     @staticmethod
     def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
@@ -148,13 +182,17 @@ class IdempotencyCache:
 
     def lookup(self, tenant_id: str, key: str) -> StoredAnswer | None:
         with self._lock:
-            answer = self._answers.get((tenant_id, key))
-            if answer and self._clock() - answer.stored_at > self._limits.idempotency_ttl_s:
-                del self._answers[(tenant_id, key)]
-                return None
-            return answer
+            return self._live_answer(tenant_id, key)
 
     def store(self, tenant_id: str, key: str, fingerprint: str, status: int, body: bytes,
               content_type: str | None) -> None:
         with self._lock:
+            self._in_progress.pop((tenant_id, key), None)
             self._answers[(tenant_id, key)] = StoredAnswer(fingerprint, status, body, content_type, self._clock())
+
+    def _live_answer(self, tenant_id: str, key: str) -> StoredAnswer | None:
+        answer = self._answers.get((tenant_id, key))
+        if answer and self._clock() - answer.stored_at > self._limits.idempotency_ttl_s:
+            del self._answers[(tenant_id, key)]
+            return None
+        return answer

@@ -111,6 +111,31 @@ class Contact:
 
 
 @dataclass
+class TrackingOption:
+    option_id: str
+    name: str
+    status: str = "ACTIVE"
+
+
+@dataclass
+class TrackingCategory:
+    category_id: str
+    name: str
+    status: str = "ACTIVE"
+    options: list[TrackingOption] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LineTracking:
+    """One tracking category chosen on a line, with Xero's spelling of both names."""
+
+    category_id: str
+    option_id: str
+    name: str
+    option: str
+
+
+@dataclass
 class LineItem:
     line_item_id: str
     description: str | None
@@ -122,6 +147,7 @@ class LineItem:
     tax_amount: Decimal
     item_code: str | None = None
     discount_rate: Decimal | None = None
+    tracking: tuple[LineTracking, ...] = ()
 
 
 @dataclass
@@ -183,6 +209,7 @@ class Tenant:
     contacts: dict[str, Contact] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)  # invoices + credit notes
     allocations: dict[str, AllocationRecord] = field(default_factory=dict)
+    tracking_categories: dict[str, TrackingCategory] = field(default_factory=dict)
     invoice_seq: int = 0
     credit_note_seq: int = 0
 

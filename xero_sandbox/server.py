@@ -3,6 +3,7 @@ response with Content-Length so urllib3 can reuse connections."""
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 import threading
@@ -31,6 +32,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         try:
             super().finish()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            pass  # the client has gone; nothing left to flush to
         finally:
             self.server.track(self.connection, open_=False)
 
@@ -66,7 +69,19 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
-        self._write(response)
+        try:
+            self._write(response)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            # The client gave up before the answer (a read timeout while a
+            # commit_late request was held): what was done stays done.
+            self.close_connection = True
+            unsent, self.wfile = self.wfile, io.BytesIO()  # nothing more may reach the dead socket
+            try:
+                unsent.close()
+            except OSError:
+                pass
+            log.debug("client hung up before the answer to %s %s", self.command, target.path)
 
     def _read_body(self, limit: int) -> tuple[bytes, int]:
         """Read the whole body even when it is too big: answering 413 before

@@ -5,6 +5,6 @@ WITH previous AS (
     DELETE FROM {export_table} x USING previous p
     WHERE x.{id_column} = p.document_id AND p.status IS NULL AND x.status = 'sending'
 )
-UPDATE {export_table} x SET status = p.status, updated_at = now()
+UPDATE {export_table} x SET status = p.status, last_sent_at = NULL, updated_at = now()
 FROM previous p
 WHERE x.{id_column} = p.document_id AND p.status IS NOT NULL AND x.status = 'sending';

@@ -1,3 +1,4 @@
+-- Both tokens arrive sealed with Airflow's Fernet key; never plaintext.
 UPDATE xero_sync.oauth_token
 SET seed_fingerprint = %(seed)s,
     refresh_token = %(refresh_token)s,

@@ -12,7 +12,8 @@ SELECT d.document_id, d.number, c.name, d.document_date, d.due_date,
             WHEN ci.customer_id <> d.customer_id THEN 'belongs to another customer'
             WHEN COALESCE(ci.currency, r.default_currency) <> COALESCE(d.currency, r.default_currency)
                 THEN 'is in ' || COALESCE(ci.currency, r.default_currency)
-            WHEN ci.status <> 'Sent' THEN 'is ' || ci.status || ' in Astute' END
+            WHEN ci.status <> 'Sent' THEN 'is ' || ci.status || ' in Astute' END,
+       d.reference
 FROM xero_sync.run_document rd
 JOIN xero_sync.astute_document d ON d.kind = %(kind)s AND d.document_id = rd.document_id
 JOIN astute.customer c ON c.id = d.customer_id

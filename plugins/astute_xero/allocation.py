@@ -12,6 +12,12 @@ allocated to it, organisation by organisation, in batches:
 4. Claim ('sending', committed), then PUT with an Idempotency-Key, then the outcome and its api_log
    row in one transaction. An unknown outcome stays 'sending' and fails the task for Airflow to
    retry; the retry starts again at 1.
+
+The work is done organisation by organisation (allocate_tenant). Xero refusing the app access to
+one (403: disconnected), its spent daily limit, or Xero failing for it (a read still failing after
+the client's retries, an allocation answered 5xx) stops that organisation for the run with its
+reason and its api_log row; the others carry on. What is left of it waits for the next run, which
+reads Xero first.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -27,10 +33,10 @@ import psycopg
 from xero_python.accounting import Allocation, CreditNote, Invoice
 
 from astute_xero import sync_state
-from astute_xero.chunk_export import stop_reason
 from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.reconciliation import is_history_copy
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
+from astute_xero.xero_client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,12 @@ class AllocationSummary:
     organisations_stopped: int = 0
 
 
-class AllocationOutcomeUnknown(RuntimeError):
+class AllocationUnfinished(RuntimeError):
+    """Allocations left for Airflow's retry (Xero not ready for them yet, or not answering); every other
+    organisation's are done. The retry reads Xero first, so nothing is allocated twice."""
+
+
+class AllocationOutcomeUnknown(AllocationUnfinished):
     """Xero may or may not have allocated: the task must be retried, and the retry reads Xero first."""
 
 
@@ -76,10 +87,60 @@ def allocation_amount(remaining_credit: Decimal, amount_due: Decimal) -> Decimal
 
 
 def allocate_run(conn: psycopg.Connection, client: XeroClient, run_id: int) -> AllocationSummary:
+    """Every organisation of the run, one after the other; one organisation's trouble is that organisation's."""
     totals = {"allocated": 0, "nothing": 0, "failed": 0, "stopped": 0}
     unknown: list[str] = []
+    later: list[str] = []
     for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
-        after = 0
+        try:
+            outcome = allocate_tenant(conn, client, run_id, tenant_id, organisation)
+        except XeroCallError as error:  # not the organisation's own trouble (no answer, a minute limit): retry
+            log.warning("organisation %s (%s): allocations left for the retry: %s", organisation, tenant_id, error)
+            later.append(f"{organisation}: {error}")
+            continue
+        for status, count in outcome.counts.items():
+            totals[status] += count
+        totals["stopped"] += outcome.stopped
+        unknown.extend(outcome.unknown)
+        later.extend(outcome.later)
+    if unknown:
+        raise AllocationOutcomeUnknown(
+            f"{len(unknown)} allocation(s) got no answer from Xero ({'; '.join(unknown[:5])}); they stay 'sending' "
+            "and the retry reads the credit notes back from Xero before allocating anything."
+            + (f" Also left for the retry: {'; '.join(later[:5])}." if later else "")
+        )
+    if later:
+        raise AllocationUnfinished(
+            f"left for Airflow's retry, which reads Xero before allocating anything: {'; '.join(later[:5])}"
+            + (f" and {len(later) - 5} more" if len(later) > 5 else "") + "."
+        )
+    return AllocationSummary(totals["allocated"], totals["nothing"], totals["failed"], totals["stopped"])
+
+
+@dataclass
+class TenantAllocations:
+    """What one organisation's allocation step did."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"allocated": 0, "nothing": 0, "failed": 0})
+    unknown: list[str] = field(default_factory=list)  # no answer: 'sending', the retry reads Xero first
+    later: list[str] = field(default_factory=list)  # Xero did nothing yet (a transient 404): claim put back
+    stopped: bool = False
+
+
+def allocate_tenant(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, organisation: str
+) -> TenantAllocations:
+    """One organisation's allocations, in batches.
+
+    Its 403, spent daily limit or failing Xero (a 5xx after the client's retries, or on an allocation)
+    stops it for the run with the reason (the failed call's api_log row is written where it fails);
+    anything else raises, for Airflow's retry.
+    """
+    outcome = TenantAllocations()
+    if sync_state.tenant_stopped(conn, run_id, tenant_id):
+        return outcome
+    after = 0
+    try:
         while True:
             batch = [
                 PendingAllocation(*row)
@@ -96,44 +157,30 @@ def allocate_run(conn: psycopg.Connection, client: XeroClient, run_id: int) -> A
             )]
             try:
                 held = {CREDIT_NOTE.lock_sign * lock for lock in locks}
-                outcome = _allocate_batch(conn, client, run_id, tenant_id, [p for p in batch if p.credit_note_id in held])
+                _allocate_batch(conn, client, run_id, tenant_id, [p for p in batch if p.credit_note_id in held], outcome)
             finally:
                 conn.execute(load_sql("chunk_unlock_documents"), {"keys": locks})
-            for status, count in outcome.counts.items():
-                totals[status] += count
-            unknown.extend(outcome.unknown)
-            if outcome.stopped:
-                totals["stopped"] += 1
-                break
-        log.info("organisation %s (%s): allocations so far: %d allocated, %d with nothing to apply, %d refused",
-                 organisation, tenant_id, totals["allocated"], totals["nothing"], totals["failed"])
-    if unknown:
-        raise AllocationOutcomeUnknown(
-            f"{len(unknown)} allocation(s) got no answer from Xero ({'; '.join(unknown[:5])}); they stay 'sending' "
-            "and the retry reads the credit notes back from Xero before allocating anything."
-        )
-    return AllocationSummary(totals["allocated"], totals["nothing"], totals["failed"], totals["stopped"])
-
-
-@dataclass
-class _BatchOutcome:
-    counts: dict[str, int]
-    unknown: list[str]
-    stopped: bool = False
+    except XeroCallError as error:
+        reason = error.organisation_stop_reason()
+        if reason is None:
+            raise
+        sync_state.stop_tenant(conn, run_id, tenant_id, reason)
+        log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+        outcome.stopped = True
+    log.info("organisation %s (%s): %d allocated, %d with nothing to apply, %d refused%s",
+             organisation, tenant_id, outcome.counts["allocated"], outcome.counts["nothing"], outcome.counts["failed"],
+             " (stopped)" if outcome.stopped else "")
+    return outcome
 
 
 def _allocate_batch(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation]
-) -> _BatchOutcome:
-    outcome = _BatchOutcome({"allocated": 0, "nothing": 0, "failed": 0}, [])
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation],
+    outcome: TenantAllocations,
+) -> None:
+    """Raises XeroCallError when Xero fails for the organisation (its api_log row written)."""
     if not batch:
-        return outcome
-    try:
-        credit_notes, invoices = _read_from_xero(conn, client, run_id, tenant_id, batch)
-    except DailyLimitReached as error:
-        sync_state.stop_tenant(conn, run_id, tenant_id, stop_reason(error, tenant_id))
-        outcome.stopped = True
-        return outcome
+        return
+    credit_notes, invoices = _read_from_xero(conn, client, run_id, tenant_id, batch)
 
     # What each invoice still owes: two credit notes of a batch can credit one invoice.
     still_due = {invoice_id: _money(invoice.amount_due) for invoice_id, invoice in invoices.items()}
@@ -156,14 +203,12 @@ def _allocate_batch(
         status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount, remaining - amount)
         if status == "unknown":
             outcome.unknown.append(pending.credit_note_label)
-        elif status == "stopped":
-            outcome.stopped = True
-            return outcome
+        elif status == "later":
+            outcome.later.append(pending.credit_note_label)
         else:
             outcome.counts[status] += 1
         if status == "allocated":
             still_due[pending.invoice_id] -= amount
-    return outcome
 
 
 def _read_from_xero(
@@ -184,8 +229,10 @@ def _read_from_xero(
         if by_number:
             found_numbered, call = client.documents_by_number(INVOICE, tenant_id, sorted(by_number))
             sync_state.record_api_call(conn, run_id, call, item_count=len(by_number))
-            invoices.update({by_number[i.invoice_number]: i for i in found_numbered if i.invoice_number in by_number
-                             and getattr(i.status, "value", i.status) not in ("DELETED", "VOIDED")})
+            # Sales invoices only: the number look-up also returns supplier bills, whose numbers Xero does not
+            # keep unique against ours (reconciliation.is_history_copy).
+            invoices.update({by_number[i.invoice_number]: i for i in found_numbered
+                             if i.invoice_number in by_number and is_history_copy(i)})
     except XeroCallError as error:
         sync_state.record_api_call(conn, run_id, error.call, item_count=len(batch))
         raise
@@ -225,7 +272,9 @@ def _send(
     conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, pending: PendingAllocation,
     xero_invoice_id: str, amount: Decimal, credit_left: Decimal,
 ) -> str:
-    """One PUT /CreditNotes/{id}/Allocations; returns 'allocated', 'failed', 'unknown' or 'stopped'."""
+    """One PUT /CreditNotes/{id}/Allocations; returns 'allocated', 'failed', 'unknown' (no answer) or 'later' (a
+    transient 404); raises XeroCallError, its api_log row written, for anything the organisation or the
+    task must stop on."""
     allocation_date = max(pending.credit_date, pending.invoice_date)
     allocation = Allocation(invoice=Invoice(invoice_id=xero_invoice_id), amount=float(amount), date=allocation_date)
     key = "astute-allocation-" + hashlib.sha256(
@@ -234,18 +283,23 @@ def _send(
     try:
         answered, call = client.allocate_credit_note(tenant_id, pending.xero_credit_note_id, allocation, key)
     except XeroCallError as error:
-        if isinstance(error, DailyLimitReached) or error.call.http_status == 403:
-            with conn.transaction():
-                sync_state.record_api_call(conn, run_id, error.call, item_count=1)
-                _record(conn, run_id, pending, None, None, None, None)  # Xero did nothing: put the claim back
-            sync_state.stop_tenant(conn, run_id, tenant_id, stop_reason(error, tenant_id))
-            return "stopped"
         with conn.transaction():
             sync_state.record_api_call(conn, run_id, error.call, item_count=1)
-            if error.outcome_known:
+            if error.refused:  # Xero's final word on this allocation
                 _record(conn, run_id, pending, "failed", None, None,
                         f"Xero refused to allocate {amount} to {pending.invoice_label}: {error}")
-        return "failed" if error.outcome_known else "unknown"
+                return "failed"
+            if error.outcome_known:  # Xero did nothing (403, a limit, a 404): put the claim back
+                _record(conn, run_id, pending, None, None, None, None)
+        if error.call.http_status == 404:
+            # Xero sometimes answers 404 for a credit note or invoice it created moments ago: not a refusal.
+            # Left for Airflow's retry, which reads Xero first.
+            return "later"
+        if error.call.http_status is None:
+            return "unknown"  # no answer: stays 'sending'; the retry reads Xero before allocating again
+        # The organisation's trouble (403, daily limit, a 5xx whose outcome is unknown: stays 'sending' and the
+        # next run reads Xero first) stops it; anything else (a minute limit that persisted) is for the retry.
+        raise
 
     errors = [e.message for e in (answered.validation_errors if answered else None) or [] if e.message]
     ok = answered is not None and not errors and answered.status_attribute_string != "ERROR"

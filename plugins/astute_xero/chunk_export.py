@@ -19,6 +19,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -28,24 +30,18 @@ from xero_python.accounting import CreditNote, Invoice
 from xero_python.api_client.serializer import serialize
 
 from astute_xero import sync_state
-from astute_xero.documents import CREDIT_NOTE, KINDS, DocumentKind
-from astute_xero.mapping import (
-    AstuteDocument,
-    AstuteLine,
-    Fingerprint,
-    fingerprint,
-    to_xero,
-    xero_fingerprint,
-    xero_id,
-    xero_number,
-)
+from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
+from astute_xero.mapping import AstuteDocument, AstuteLine, to_xero, xero_id
+from astute_xero.reconciliation import PriorAttempt, Verdict, judge
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import ApiCall, DailyLimitReached, XeroCallError, XeroClient
+from astute_xero.xero_client import ApiCall, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
 XERO_BODY_LIMIT_BYTES = 3_500_000
 CLOCK_SKEW = dt.timedelta(minutes=10)  # between our database's clock and Xero's
+DUPLICATE_NUMBER = "must be unique"  # Xero: "Invoice # must be unique." / "Credit Note # must be unique."
+DEFAULT_INVOICE_URL = "https://astute.invalid/invoices/{invoice_id}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,7 @@ class ChunkResult:
     skipped: int
     stopped: bool = False
     waiting: int = 0  # credit notes whose invoice is not in Xero: they wait for it
+    held: int = 0  # documents that cannot be sent as they are (held back with their reason)
 
 
 class ChunkOutcomeUnknown(RuntimeError):
@@ -118,7 +115,10 @@ def load_chunk(conn: psycopg.Connection, key: ChunkKey) -> list[AstuteDocument]:
     ]
 
 
-def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) -> ChunkResult:
+def export_chunk(
+    conn: psycopg.Connection, client: XeroClient, key: ChunkKey, *, invoice_url: str | None = None
+) -> ChunkResult:
+    """`invoice_url`: the template of an invoice's Url in Xero (see `invoice_url_template`)."""
     if sync_state.tenant_stopped(conn, key.run_id, key.tenant_id):
         return ChunkResult(0, 0, 0, 0, stopped=True)
     kind = key.document_kind
@@ -126,67 +126,137 @@ def export_chunk(conn: psycopg.Connection, client: XeroClient, key: ChunkKey) ->
     documents = {document.document_id: document for document in load_chunk(conn, key)}
     locks = [row[0] for row in conn.execute(load_sql("chunk_lock_documents"), {"keys": kind.lock_keys(documents)})]
     try:
-        exported, failed, reconciled, skipped, stopped = _export_locked(
-            conn, client, key, documents, [kind.lock_sign * lock for lock in locks]
+        exported, failed, reconciled, skipped, stopped, held = _export_locked(
+            conn, client, key, documents, [kind.lock_sign * lock for lock in locks],
+            invoice_url or invoice_url_template(),
         )
     finally:
         conn.execute(load_sql("chunk_unlock_documents"), {"keys": locks})
-    return ChunkResult(exported, failed, reconciled, skipped, stopped, waiting)
+    return ChunkResult(exported, failed, reconciled, skipped, stopped, waiting, held)
+
+
+def invoice_url_template() -> str:
+    """The Url an invoice carries to Xero: where Xero's "Go to Astute" link points, and our identity there.
+
+    ASTUTE_INVOICE_URL, with {invoice_id} for the Astute invoice's id.
+    """
+    template = os.environ.get("ASTUTE_INVOICE_URL", DEFAULT_INVOICE_URL)
+    if "{invoice_id}" not in template or not template.startswith(("https://", "http://")):
+        raise ValueError(
+            f"ASTUTE_INVOICE_URL must be an http(s) URL with {{invoice_id}} in it (got {template!r}); "
+            f"for example {DEFAULT_INVOICE_URL}"
+        )
+    return template
+
+
+def source_url(kind: DocumentKind, document_id: int, template: str) -> str | None:
+    """An invoice's identity in Xero. Credit notes have none: Xero's CreditNote has no Url."""
+    return template.format(invoice_id=document_id) if kind is INVOICE else None
+
+
+def _payloads(
+    kind: DocumentKind, documents: list[AstuteDocument], prior: dict[int, PriorAttempt], template: str
+) -> tuple[dict[int, Invoice | CreditNote], dict[int, str]]:
+    """Each document's Xero payload, built before anything is claimed; and why a document has none.
+
+    The SDK checks Xero's field limits as it builds a model: a document it refuses is held back with the
+    reason, and its neighbours go.
+    """
+    built: dict[int, Invoice | CreditNote] = {}
+    refused: dict[int, str] = {}
+    for document in documents:
+        url = prior[document.document_id].source_url or source_url(kind, document.document_id, template)
+        try:
+            element = to_xero(document, url)
+            serialize(element)
+        except (ValueError, TypeError) as error:
+            refused[document.document_id] = (
+                f"{kind.describe(document.document_id, document.number)} cannot be sent to Xero as it is: {error}. "
+                "Correct it in Astute; it goes with the next run."
+            )
+            continue
+        built[document.document_id] = element
+    return built, refused
 
 
 def _export_locked(
-    conn: psycopg.Connection, client: XeroClient, key: ChunkKey, documents: dict[int, AstuteDocument], locked: list[int]
-) -> tuple[int, int, int, int, bool]:
+    conn: psycopg.Connection,
+    client: XeroClient,
+    key: ChunkKey,
+    documents: dict[int, AstuteDocument],
+    locked: list[int],
+    template: str,
+) -> tuple[int, int, int, int, bool, int]:
     """The protocol, for the documents this worker holds; the others are another live worker's.
 
-    Returns (exported, failed, reconciled, skipped, stopped).
+    Returns (exported, failed, reconciled, skipped, stopped, held).
     """
     kind = key.document_kind
-    with conn.transaction():
-        state = {i: (status, at) for i, status, at in conn.execute(load_sql("chunk_export_state"), key.params)}
-        previous = {i: state[i][0] for i in locked if i in state}
-        claimed_at = {i: state[i][1] for i in locked if i in state and state[i][0] == "sending"}
-        wanted = [i for i, status in previous.items() if status in (None, "failed", "reset", "sending")]
-        claimed = {row[0] for row in conn.execute(kind.sql("chunk_claim"), {**key.params, "document_ids": wanted})}
-    # Exported meanwhile, or in flight in another run: never sent from here.
-    skipped = len(documents) - len(claimed)
+    prior = {
+        i: PriorAttempt(status, first_claimed_at, last_sent_at, url)
+        for i, status, first_claimed_at, last_sent_at, url in conn.execute(load_sql("chunk_export_state"), key.params)
+    }
+    wanted = [i for i in locked if i in prior and prior[i].status in (None, "failed", "reset", "sending")]
+    _wait_for_earlier_calls(key, client, {i: prior[i] for i in wanted})
 
-    reconciled = _reconcile(conn, client, key, [documents[i] for i in sorted(claimed) if i in claimed_at], claimed_at)
-    to_send = [documents[i] for i in sorted(claimed) if i not in reconciled]
+    payloads, refused = _payloads(kind, [documents[i] for i in wanted], prior, template)
+    if refused:
+        _hold(conn, key, refused)
+    with conn.transaction():
+        claimed = {
+            row[0]
+            for row in conn.execute(
+                kind.sql("chunk_claim"),
+                {**key.params, "document_ids": sorted(payloads),
+                 "source_urls": [getattr(payloads[i], "url", None) for i in sorted(payloads)]},
+            )
+        }
+    # Exported meanwhile, or in flight in another run: never sent from here.
+    skipped = len(documents) - len(claimed) - len(refused)
+
+    attempted = [(documents[i], prior[i]) for i in sorted(claimed) if prior[i].attempted]
+    try:
+        verdicts = _reconcile(conn, client, key, attempted)
+    except XeroCallError as error:  # a look-up failed: nothing was sent in this attempt
+        if _release(conn, key, error, sorted(claimed), prior):
+            return 0, 0, 0, skipped, True, len(refused)
+        raise
+    reconciled = {i for i, verdict in verdicts.items() if verdict.xero_id}
+    blocked = {i: verdict.conflict for i, verdict in verdicts.items() if verdict.conflict}
+    if blocked:
+        with conn.transaction():
+            _record_outcomes(conn, kind, [(i, "failed", None, reason) for i, reason in blocked.items()])
+    to_send = [documents[i] for i in sorted(claimed) if i not in reconciled and i not in blocked]
     if not to_send:
         _finish(conn, key)
-        return 0, 0, len(reconciled), skipped, False
+        return 0, len(blocked), len(reconciled), skipped, False, len(refused)
 
-    elements = [to_xero(document) for document in to_send]
+    elements = [payloads[document.document_id] for document in to_send]
     body = serialize({"Elements": elements})
     body_bytes = len(json.dumps(body).encode())
     if body_bytes > XERO_BODY_LIMIT_BYTES:
         # The planner's estimate is an upper bound, so this means a bug, not bad data: stop loudly.
         raise RuntimeError(f"chunk {key.label} is {body_bytes} bytes, over Xero's limit; the planner must split it")
-    request_key = idempotency_key(kind, key.tenant_id, [d.document_id for d in to_send], body)
+    send_ids = [d.document_id for d in to_send]
+    request_key = idempotency_key(kind, key.tenant_id, send_ids, body)
+    conn.execute(kind.sql("chunk_mark_sent"), {"document_ids": send_ids})
     try:
         answered, call = client.create_documents(kind, key.tenant_id, elements, request_key)
     except XeroCallError as error:
-        if isinstance(error, DailyLimitReached) or error.call.http_status == 403:
-            # Xero did nothing and will do nothing today (daily limit) or at all (the organisation is
-            # no longer connected): release the claims, stop this organisation for the run, say why.
+        if error.refused:
+            # Refused as a whole for what it says (a 4xx): Xero created nothing; each document carries the reason.
             with conn.transaction():
                 sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
-                conn.execute(
-                    kind.sql("chunk_release"),
-                    {"document_ids": [d.document_id for d in to_send],
-                     "previous_statuses": [previous[d.document_id] for d in to_send]},
-                )
-            sync_state.stop_tenant(conn, key.run_id, key.tenant_id, stop_reason(error, key.tenant_id))
-            return 0, 0, len(reconciled), skipped, True
+                _record_outcomes(conn, kind, [(i, "failed", None, str(error)) for i in send_ids])
+                _finish(conn, key)
+            return 0, len(blocked) + len(to_send), len(reconciled), skipped, False, len(refused)
+        if error.outcome_known:  # Xero certainly did nothing (403, a daily or minute limit, 401, 404)
+            if _release(conn, key, error, send_ids, prior):
+                return 0, len(blocked), len(reconciled), skipped, True, len(refused)
+            raise XeroCallError(f"{key.label}: {error}; nothing was created, the retry sends them", error.call,
+                                outcome_known=True) from None
         with conn.transaction():
             sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
-            if error.outcome_known:
-                # Refused as a whole (4xx): Xero created nothing; every document carries Xero's reason.
-                _record_outcomes(conn, kind, [(d.document_id, "failed", None, str(error)) for d in to_send])
-                _finish(conn, key)
-        if error.outcome_known:
-            return 0, len(to_send), len(reconciled), skipped, False
         raise ChunkOutcomeUnknown(
             f"{key.label}: {error}. Xero may have created some of these {len(to_send)} {kind.plural}; "
             "they stay 'sending' and the retry reconciles with Xero before sending anything."
@@ -194,21 +264,32 @@ def _export_locked(
 
     outcomes = _outcomes(to_send, answered)
     with conn.transaction():
-        _record_outcomes(conn, kind, [(o["document_id"], o["status"], o.get("xero_id"), o.get("error")) for o in outcomes])
         sync_state.record_api_call(conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(to_send), outcome=outcomes)
+    outcomes = _explain_duplicate_numbers(conn, client, key, to_send, prior, outcomes)
+    with conn.transaction():
+        _record_outcomes(conn, kind, [(o["document_id"], o["status"], o.get("xero_id"), o.get("error")) for o in outcomes])
         _finish(conn, key)
     exported = sum(1 for o in outcomes if o["status"] == "exported")
-    return exported, len(outcomes) - exported, len(reconciled), skipped, False
+    adopted = sum(1 for o in outcomes if o.get("reconciled"))
+    return (exported - adopted, len(outcomes) - exported + len(blocked), len(reconciled) + adopted, skipped, False,
+            len(refused))
 
 
-def stop_reason(error: XeroCallError, tenant_id: str) -> str:
-    """Why an organisation is stopped for the run: Xero's daily limit, or the app lost its connection (403)."""
-    if isinstance(error, DailyLimitReached):
-        return str(error)
-    return (
-        f"Xero refused access to organisation {tenant_id} ({error}): the Xero app is no longer connected to it. "
-        "Re-connect the organisation in Xero; its invoices and credit notes wait for the next run."
-    )
+def _wait_for_earlier_calls(key: ChunkKey, client: XeroClient, prior: dict[int, PriorAttempt]) -> None:
+    """An earlier call that carried these documents may still be committing at Xero: our client gave up
+    on its answer (a timeout, a dropped connection, a gateway's 5xx) or its worker died mid-call. Looking
+    now could miss what it is about to create, and sending again would create it twice: wait until that
+    call can no longer land (our read timeout and a margin after it started; never longer).
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    window = client.late_commit_window
+    pending = [p.last_sent_at + window for p in prior.values() if p.status == "sending" and p.last_sent_at]
+    latest = max((moment for moment in pending if moment > now), default=None)
+    if latest is not None:
+        log.info("%s: an earlier call carrying some of these %s started at %s UTC and may still land at Xero; "
+                 "waiting %.0f s before looking for them", key.label, key.document_kind.plural,
+                 f"{latest - window:%H:%M:%S}", (latest - now).total_seconds())
+        time.sleep((latest - now).total_seconds())
 
 
 def _outcomes(sent: list[AstuteDocument], answered: list[Invoice | CreditNote]) -> list[dict[str, Any]]:
@@ -223,82 +304,130 @@ def _outcomes(sent: list[AstuteDocument], answered: list[Invoice | CreditNote]) 
             outcomes.append({"document_id": document.document_id, "status": "exported", "xero_id": xero_id(element)})
         else:
             message = "; ".join(errors) or f"Xero refused the {document.kind.label.lower()} without a reason"
-            outcomes.append({"document_id": document.document_id, "status": "failed", "error": f"Xero: {message}"})
+            outcomes.append({"document_id": document.document_id, "status": "failed", "error": f"Xero: {message}",
+                             "duplicate_number": any(DUPLICATE_NUMBER in e for e in errors)})
     return outcomes
+
+
+def _explain_duplicate_numbers(
+    conn: psycopg.Connection,
+    client: XeroClient,
+    key: ChunkKey,
+    sent: list[AstuteDocument],
+    prior: dict[int, PriorAttempt],
+    outcomes: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Xero refused some numbers as taken: look them up. Our own copy (an earlier call that landed
+    unseen) is adopted; anything else is named in the failure, so finance knows what Xero holds."""
+    by_id = {d.document_id: d for d in sent}
+    taken = [(by_id[o["document_id"]], prior[o["document_id"]]) for o in outcomes if o.get("duplicate_number")]
+    if not taken:
+        return outcomes
+    verdicts = _reconcile(conn, client, key, taken)
+    explained = []
+    for outcome in outcomes:
+        verdict = verdicts.get(outcome["document_id"])
+        if verdict and verdict.xero_id:
+            outcome = {"document_id": outcome["document_id"], "status": "exported", "xero_id": verdict.xero_id,
+                       "reconciled": True}
+        elif verdict and verdict.conflict:
+            outcome = {**outcome, "error": f"{verdict.conflict} ({outcome['error']})"}
+        explained.append(outcome)
+    return explained
 
 
 def _reconcile(
     conn: psycopg.Connection,
     client: XeroClient,
     key: ChunkKey,
-    unknown: list[AstuteDocument],
-    claimed_at: dict[int, dt.datetime],
-) -> set[int]:
-    """Which of these in-flight documents Xero already has; record them as exported.
+    attempted: list[tuple[AstuteDocument, PriorAttempt]],
+) -> dict[int, Verdict]:
+    """Look for these documents in Xero (an earlier call may have created them); adopt what is ours.
 
-    Numbered documents are looked up by number. Unnumbered ones are matched by content (contact,
-    dates, currency, reference, every line) against what Xero has for those Contacts since the
-    earlier claim, one Xero document per Astute document, never one that is already linked.
+    Numbered documents are looked up by number (every type comes back: see reconciliation.judge);
+    unnumbered ones among what Xero has for their Contacts since their first claim (invoices: created
+    by this app). Adopted documents are recorded as exported, with the api_log rows of the lookups.
     """
-    if not unknown:
-        return set()
+    if not attempted:
+        return {}
     kind = key.document_kind
     found: list[Invoice | CreditNote] = []
     calls: list[tuple[ApiCall, list[AstuteDocument]]] = []
-    numbered = {document.number: document for document in unknown if document.number}
+    numbered = [document for document, _ in attempted if document.number]
     if numbered:
-        by_number, call = client.documents_by_number(kind, key.tenant_id, list(numbered))
+        by_number, call = client.documents_by_number(kind, key.tenant_id, sorted({d.number for d in numbered}))
         found.extend(by_number)
-        calls.append((call, list(numbered.values())))
-    unnumbered = [document for document in unknown if not document.number]
+        calls.append((call, numbered))
+    unnumbered = [(document, prior) for document, prior in attempted if not document.number]
     if unnumbered:
-        since = min(claimed_at[d.document_id] for d in unnumbered) - CLOCK_SKEW
-        contacts = sorted({d.xero_contact_id for d in unnumbered})
+        since = min(prior.first_claimed_at for _, prior in unnumbered) - CLOCK_SKEW
+        contacts = sorted({d.xero_contact_id for d, _ in unnumbered})
         recent, recent_calls = client.documents_since(kind, key.tenant_id, contacts, since)
         found.extend(recent)
-        calls.extend((call, unnumbered if page == 0 else []) for page, call in enumerate(recent_calls))
+        calls.extend((call, [d for d, _ in unnumbered] if page == 0 else []) for page, call in enumerate(recent_calls))
 
-    live = [x for x in found if getattr(x.status, "value", x.status) not in ("DELETED", "VOIDED")]
-    already_linked = {
-        str(row[0])
-        for row in conn.execute(
-            "SELECT xero_id FROM xero_sync.document_export WHERE kind = %s AND xero_id = ANY(%s::uuid[])",
-            (kind.name, [xero_id(x) for x in live]),
-        )
+    ids = [i for i in {xero_id(x) for x in found} if i]
+    linked_elsewhere = {
+        str(xero): kind.describe(document_id, number)
+        for xero, document_id, number in conn.execute(load_sql("documents_linked_to"), {"kind": kind.name, "xero_ids": ids})
+        if document_id not in {d.document_id for d, _ in attempted}
     }
-    matches: dict[int, str] = {}
-    for number, document in numbered.items():
-        hit = next((x for x in live if xero_number(x) == number), None)
-        if hit is not None:
-            matches[document.document_id] = xero_id(hit)
-    candidates: dict[Fingerprint, list[str]] = defaultdict(list)
-    for x in live:
-        if xero_id(x) not in already_linked:
-            candidates[xero_fingerprint(x)].append(xero_id(x))
-    for document in unnumbered:
-        pool = candidates.get(fingerprint(document))
-        if pool:
-            matches[document.document_id] = pool.pop(0)
+    verdicts = judge(attempted, found, linked_elsewhere)
 
     def outcomes_of(group: list[AstuteDocument]) -> list[dict[str, Any]]:
         return [
-            {"document_id": d.document_id, "status": "exported", "xero_id": matches[d.document_id], "reconciled": True}
+            {"document_id": d.document_id, "status": "exported", "xero_id": verdicts[d.document_id].xero_id,
+             "reconciled": True}
             for d in group
-            if d.document_id in matches
+            if verdicts[d.document_id].xero_id
         ]
 
-    outcomes = outcomes_of(unknown)
+    adopted = outcomes_of([d for d, _ in attempted])
     with conn.transaction():
-        _record_outcomes(conn, kind, [(o["document_id"], "exported", o["xero_id"], None) for o in outcomes])
+        _record_outcomes(conn, kind, [(o["document_id"], "exported", o["xero_id"], None) for o in adopted])
         # Each lookup's api_log row carries the matches it found (the first page of a paged one).
         for call, group in calls:
             sync_state.record_api_call(
                 conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(group), outcome=outcomes_of(group)
             )
-    if outcomes:
+    if adopted:
         log.info("%s: %d %s were already in Xero from an earlier attempt; recorded, not re-sent",
-                 key.label, len(outcomes), kind.plural)
-    return set(matches)
+                 key.label, len(adopted), kind.plural)
+    return verdicts
+
+
+def _release(
+    conn: psycopg.Connection, key: ChunkKey, error: XeroCallError, document_ids: list[int],
+    prior: dict[int, PriorAttempt],
+) -> bool:
+    """A call Xero certainly did not act on: put these claims back as they were, with the call's api_log row.
+
+    When the failure is the organisation's own (403: disconnected; its daily limit; Xero still failing),
+    stop the organisation for the run with that reason and return True; otherwise the task is retried.
+    """
+    with conn.transaction():
+        sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(document_ids))
+        conn.execute(
+            key.document_kind.sql("chunk_release"),
+            {"document_ids": document_ids, "previous_statuses": [prior[i].status for i in document_ids]},
+        )
+    reason = error.organisation_stop_reason()
+    if reason:
+        sync_state.stop_tenant(conn, key.run_id, key.tenant_id, reason)
+    return reason is not None
+
+
+def _hold(conn: psycopg.Connection, key: ChunkKey, reasons: dict[int, str]) -> None:
+    """Documents that cannot be sent as they are: held back for the run with their reason."""
+    ids = sorted(reasons)
+    with conn.transaction():
+        conn.execute(
+            load_sql("hold_documents"),
+            {"run_id": key.run_id, "kind": key.kind, "document_ids": ids, "rule": "payload_refused",
+             "messages": [reasons[i] for i in ids]},
+        )
+    log.warning("%s: %d %s held back, not sent: %s", key.label, len(ids), key.document_kind.plural,
+                "; ".join(reasons[i] for i in ids))
 
 
 def _record_outcomes(

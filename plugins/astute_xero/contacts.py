@@ -4,27 +4,36 @@ A customer's first export to an organisation looks its name up among the
 organisation's active Contacts (Xero's match is case- and accent-insensitive),
 creates the Contact with only a Name when there is none, and stores the link.
 Every later export uses the linked ContactID.
+
+The work is done organisation by organisation (resolve_tenant_contacts): one organisation's
+403, spent daily limit or failing Xero stops that organisation for the run, with its reason,
+and the others carry on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 
 from astute_xero import sync_state
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import XeroCallError, XeroClient
+from astute_xero.xero_client import ApiCall, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
 NAMES_PER_LOOKUP = 25  # one GET with `Name=="a" OR Name=="b" ...`; keeps the URL well under limits
 CONTACTS_PER_CREATE = 100
 IDS_PER_CHECK = 50  # ContactIDs per GET when checking existing links
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,16 @@ class ContactResolution:
     created: int
     held: int
     relinked: int = 0
+    organisations_stopped: int = 0
+
+    def __add__(self, other: ContactResolution) -> ContactResolution:
+        return ContactResolution(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+
+class ContactsUnfinished(RuntimeError):
+    """Some organisation's customers could not be linked for a reason worth Airflow's retry (no answer from
+    Xero, a minute limit that persisted); every other organisation's were. The retry looks names up
+    before creating anything, so nothing is created twice."""
 
 
 def name_key(name: str) -> str:
@@ -42,62 +61,110 @@ def name_key(name: str) -> str:
 
 
 def resolve_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int) -> ContactResolution:
-    relinked, held_archived = _check_existing_links(conn, client, run_id)
-    by_tenant: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for tenant_id, customer_id, name in conn.execute(load_sql("contacts_to_link"), {"run_id": run_id}):
-        by_tenant[tenant_id].append((customer_id, name))
-    matched = created = held = 0
-    for tenant_id, customers in by_tenant.items():
-        m, c, h = _resolve_for_tenant(conn, client, run_id, tenant_id, customers)
-        matched, created, held = matched + m, created + c, held + h
-    return ContactResolution(matched, created, held + held_archived, relinked)
+    """Every organisation of the run, one after the other; one organisation's trouble is that organisation's."""
+    total = ContactResolution(0, 0, 0)
+    unfinished: list[str] = []
+    for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
+        try:
+            total += resolve_tenant_contacts(conn, client, run_id, tenant_id)
+        except XeroCallError as error:
+            log.warning("organisation %s (%s): contacts not resolved, left for the retry: %s", organisation, tenant_id, error)
+            unfinished.append(f"{organisation} ({tenant_id}): {error}")
+    if unfinished:
+        raise ContactsUnfinished(
+            f"customers of {len(unfinished)} organisation(s) could not be linked to Xero Contacts "
+            f"({'; '.join(unfinished)}); every other organisation's are. Airflow's retry resolves them again: "
+            "names are looked up before anything is created, so a Contact Xero created unheard is found, not duplicated."
+        )
+    return total
 
 
-def _check_existing_links(conn: psycopg.Connection, client: XeroClient, run_id: int) -> tuple[int, int]:
+def resolve_tenant_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str) -> ContactResolution:
+    """One organisation's contact step: check its existing links (merges, archives, renames), then match or
+    create a Contact for each customer without one.
+
+    Xero refusing the app access to the organisation (403: disconnected), its spent daily limit, or Xero
+    failing for it (a 5xx: a read still failing after the client's retries, a write whose outcome is
+    unknown) stops this organisation for the run, with the reason and the failed call's api_log row; its
+    documents wait for the next run. Anything else (no answer at all, a minute limit that persisted)
+    raises, for Airflow's retry.
+    """
+    if sync_state.tenant_stopped(conn, run_id, tenant_id):
+        return ContactResolution(0, 0, 0)
+    counts = {"matched": 0, "created": 0, "held": 0, "relinked": 0}
+    try:
+        _check_existing_links(conn, client, run_id, tenant_id, counts)
+        customers = [(customer_id, name) for _, customer_id, name in conn.execute(
+            load_sql("contacts_to_link"), {"run_id": run_id, "tenant_id": tenant_id})]
+        if customers:
+            _resolve_for_tenant(conn, client, run_id, tenant_id, customers, counts)
+    except XeroCallError as error:
+        reason = error.organisation_stop_reason()
+        if reason is None:
+            raise
+        sync_state.stop_tenant(conn, run_id, tenant_id, reason)
+        log.warning("organisation %s stopped for this run: %s", tenant_id, reason)
+        return ContactResolution(**counts, organisations_stopped=1)
+    return ContactResolution(**counts)
+
+
+def _logged(conn: psycopg.Connection, run_id: int, item_count: int, call_xero: Callable[[], tuple[T, ApiCall]]) -> T:
+    """One call to Xero, its api_log row committed whatever became of it."""
+    try:
+        result, call = call_xero()
+    except XeroCallError as error:
+        with conn.transaction():
+            sync_state.record_api_call(conn, run_id, error.call, item_count=item_count)
+        raise
+    with conn.transaction():
+        sync_state.record_api_call(conn, run_id, call, item_count=item_count)
+    return result
+
+
+def _check_existing_links(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, counts: dict[str, int]
+) -> None:
     """Links whose Contact was merged away or archived in Xero since: follow the merge, or hold the invoices.
 
     Xero refuses an invoice for an archived Contact; a merged Contact is archived and names the one it
-    was merged into.
+    was merged into. No call to Xero is made inside a database transaction: a failing call's api_log
+    row is committed, never rolled back with it.
     """
-    links: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
-    for tenant_id, customer_id, contact_id, name, astute_name in conn.execute(load_sql("contacts_linked"), {"run_id": run_id}):
-        links[tenant_id].append((customer_id, contact_id, name, astute_name))
-    relinked = held = 0
-    for tenant_id, linked in links.items():
-        for start in range(0, len(linked), IDS_PER_CHECK):
-            batch = linked[start : start + IDS_PER_CHECK]
-            found, call = client.contacts_by_id(tenant_id, sorted({contact_id for _, contact_id, _, _ in batch}))
-            current = {str(contact.contact_id).lower(): contact for contact in found}
+    linked = [tuple(row[1:]) for row in conn.execute(load_sql("contacts_linked"), {"run_id": run_id, "tenant_id": tenant_id})]
+    for start in range(0, len(linked), IDS_PER_CHECK):
+        batch = linked[start : start + IDS_PER_CHECK]
+        contact_ids = sorted({contact_id for _, contact_id, _, _ in batch})
+        found = _logged(conn, run_id, len(batch), lambda ids=contact_ids: client.contacts_by_id(tenant_id, ids))
+        current = {str(contact.contact_id).lower(): contact for contact in found}
+        for customer_id, contact_id, name, astute_name in batch:
+            contact = current.get(contact_id.lower())
+            status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
+            if status == "ACTIVE":
+                if name_key(astute_name) != name_key(name):  # a rename, not Xero's spelling of a match
+                    counts["held"] += _push_rename(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
+                continue
+            merged_to = contact.merged_to_contact_id if contact else None
+            if merged_to:
+                target = _contact_name(client, conn, run_id, tenant_id, str(merged_to))
+                with conn.transaction():
+                    conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
+                                                                 "contact_id": str(merged_to), "name": target})
+                log.info("customer %s: Contact '%s' was merged in Xero; link moved to '%s'", customer_id, name, target)
+                counts["relinked"] += 1
+                continue
             with conn.transaction():
-                sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
-                for customer_id, contact_id, name, astute_name in batch:
-                    contact = current.get(contact_id.lower())
-                    status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
-                    if status == "ACTIVE":
-                        if name_key(astute_name) != name_key(name):  # a rename, not Xero's spelling of a match
-                            held += _push_rename(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
-                        continue
-                    merged_to = contact.merged_to_contact_id if contact else None
-                    if merged_to:
-                        target = _contact_name(client, conn, run_id, tenant_id, str(merged_to))
-                        conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
-                                                                     "contact_id": str(merged_to), "name": target})
-                        log.info("customer %s: Contact '%s' was merged in Xero; link moved to '%s'", customer_id, name, target)
-                        relinked += 1
-                        continue
-                    held += conn.execute(
-                        load_sql("hold_customer_documents"),
-                        {
-                            "run_id": run_id,
-                            "tenant_id": tenant_id,
-                            "customer_id": customer_id,
-                            "rule": "contact_archived",
-                            "message": f"The Xero Contact '{name}' linked to this customer is "
-                            f"{'archived' if contact else 'gone'} in Xero. Restore it in Xero, or remove the "
-                            "customer's Contact link so that the next export finds or creates one by name.",
-                        },
-                    ).rowcount
-    return relinked, held
+                counts["held"] += conn.execute(
+                    load_sql("hold_customer_documents"),
+                    {
+                        "run_id": run_id,
+                        "tenant_id": tenant_id,
+                        "customer_id": customer_id,
+                        "rule": "contact_archived",
+                        "message": f"The Xero Contact '{name}' linked to this customer is "
+                        f"{'archived' if contact else 'gone'} in Xero. Restore it in Xero, or remove the "
+                        "customer's Contact link so that the next export finds or creates one by name.",
+                    },
+                ).rowcount
 
 
 def _push_rename(
@@ -112,36 +179,47 @@ def _push_rename(
     try:
         _, call = client.rename_contact(tenant_id, contact_id, new_name)
     except XeroCallError as error:
-        sync_state.record_api_call(conn, run_id, error.call, item_count=1)
-        if not error.outcome_known:
-            raise
-        return conn.execute(
-            load_sql("hold_customer_documents"),
-            {
-                "run_id": run_id,
-                "tenant_id": tenant_id,
-                "customer_id": customer_id,
-                "rule": "contact_rename_refused",
-                "message": f"The customer was renamed to '{new_name}' in Astute, but Xero refused that name for its "
-                f"Contact '{old_name}': {error}. Rename or archive the other Contact in Xero, or change the name in Astute.",
-            },
-        ).rowcount
-    sync_state.record_api_call(conn, run_id, call, item_count=1, outcome=[{"contact_id": contact_id, "renamed_to": new_name}])
-    conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
-                                                 "contact_id": contact_id, "name": new_name})
+        with conn.transaction():
+            sync_state.record_api_call(conn, run_id, error.call, item_count=1)
+            if error.refused:  # Xero turned the name down (taken by another Contact): hold the customer
+                return conn.execute(
+                    load_sql("hold_customer_documents"),
+                    {
+                        "run_id": run_id,
+                        "tenant_id": tenant_id,
+                        "customer_id": customer_id,
+                        "rule": "contact_rename_refused",
+                        "message": f"The customer was renamed to '{new_name}' in Astute, but Xero refused that name for "
+                        f"its Contact '{old_name}': {error}. Rename or archive the other Contact in Xero, or change the "
+                        "name in Astute.",
+                    },
+                ).rowcount
+        # Xero's trouble, not the name's (403, a spent limit, a 5xx, no answer): the organisation stops or the
+        # task is retried. Setting a Contact's name is safe to repeat: the same name again changes nothing.
+        raise
+    with conn.transaction():
+        sync_state.record_api_call(conn, run_id, call, item_count=1,
+                                   outcome=[{"contact_id": contact_id, "renamed_to": new_name}])
+        conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
+                                                     "contact_id": contact_id, "name": new_name})
     log.info("customer %s renamed in Astute: Contact '%s' renamed to '%s' in Xero", customer_id, old_name, new_name)
     return 0
 
 
 def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, tenant_id: str, contact_id: str) -> str:
-    found, call = client.contacts_by_id(tenant_id, [contact_id])
-    sync_state.record_api_call(conn, run_id, call, item_count=1)
+    found = _logged(conn, run_id, 1, lambda: client.contacts_by_id(tenant_id, [contact_id]))
     return found[0].name if found else ""
 
 
 def _resolve_for_tenant(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customers: list[tuple[int, str]]
-) -> tuple[int, int, int]:
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customers: list[tuple[int, str]],
+    counts: dict[str, int],
+) -> None:
+    """Match each customer's name among the organisation's active Contacts, create the missing ones, link.
+
+    Links are stored as soon as they are known (the matches after the lookups, each created batch with
+    its api_log row), so that work done before a failure is kept.
+    """
     wanted: dict[str, list[int]] = defaultdict(list)  # name key -> customers
     display: dict[str, str] = {}
     for customer_id, name in customers:
@@ -152,18 +230,19 @@ def _resolve_for_tenant(
     keys = list(wanted)
     for start in range(0, len(keys), NAMES_PER_LOOKUP):
         batch = keys[start : start + NAMES_PER_LOOKUP]
-        contacts, call = client.contacts_named(tenant_id, [display[k] for k in batch])
-        with conn.transaction():
-            sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
+        names = [display[k] for k in batch]
+        contacts = _logged(conn, run_id, len(batch), lambda names=names: client.contacts_named(tenant_id, names))
         for contact in contacts:
             status = getattr(contact.contact_status, "value", contact.contact_status)
             key = name_key(contact.name or "")
             if key in wanted and status in (None, "ACTIVE") and key not in found:
                 found[key] = (str(contact.contact_id), contact.name)
     matched = len(found)
+    with conn.transaction():
+        _link(conn, tenant_id, found, wanted)
+    counts["matched"] += matched
 
     missing = [k for k in keys if k not in found]
-    refused: dict[str, str] = {}
     for start in range(0, len(missing), CONTACTS_PER_CREATE):
         batch = missing[start : start + CONTACTS_PER_CREATE]
         names = [display[k] for k in batch]
@@ -171,44 +250,55 @@ def _resolve_for_tenant(
         try:
             answered, call = client.create_contacts(tenant_id, names, request_key)
         except XeroCallError as error:
+            # A create whose outcome is unknown (a 5xx, or no answer) is safe to repeat, in Airflow's retry or a
+            # later run: the request carries an Idempotency-Key derived from the organisation and the names, so a
+            # repeat within Xero's key window is answered, not acted on; after that, the lookup by name above
+            # runs first and finds any Contact Xero did create (and Xero refuses a second active Contact of the
+            # same name anyway). So the organisation can be stopped, or the task retried, without a duplicate.
             with conn.transaction():
                 sync_state.record_api_call(conn, run_id, error.call, item_count=len(batch))
             raise
         outcome = []
+        created: dict[str, tuple[str, str]] = {}
+        refused: dict[str, str] = {}
         for key, element in zip(batch, answered):
             errors = [e.message for e in element.validation_errors or [] if e.message]
             if element.contact_id and not errors and element.status_attribute_string != "ERROR":
-                found[key] = (str(element.contact_id), element.name)
+                created[key] = (str(element.contact_id), element.name)
                 outcome.append({"name": display[key], "status": "created", "contact_id": str(element.contact_id)})
             else:
                 refused[key] = "; ".join(errors) or "Xero refused to create the Contact"
                 outcome.append({"name": display[key], "status": "failed", "error": refused[key]})
         with conn.transaction():
             sync_state.record_api_call(conn, run_id, call, item_count=len(batch), outcome=outcome)
-    created = len(found) - matched
+            _link(conn, tenant_id, created, wanted)
+            for key, reason in refused.items():
+                for customer_id in wanted[key]:
+                    counts["held"] += conn.execute(
+                        load_sql("hold_customer_documents"),
+                        {
+                            "run_id": run_id,
+                            "tenant_id": tenant_id,
+                            "customer_id": customer_id,
+                            "rule": "contact_refused",
+                            "message": f"Xero would not create the Contact '{display[key]}': {reason}. "
+                            "Fix the customer's name in Astute or the Contact in Xero.",
+                        },
+                    ).rowcount
+        counts["created"] += len(created)
+    if matched or counts["created"]:
+        log.info("organisation %s: %d customer name(s) matched an existing Contact, %d Contact(s) created",
+                 tenant_id, matched, counts["created"])
 
-    links = [(customer_id, tenant_id, *found[key]) for key, ids in wanted.items() if key in found for customer_id in ids]
-    held = 0
-    with conn.transaction():
-        if links:
-            customer_ids, tenant_ids, contact_ids, names = (list(col) for col in zip(*links))
-            conn.execute(
-                load_sql("contact_link_insert"),
-                {"customer_ids": customer_ids, "tenant_ids": tenant_ids, "contact_ids": contact_ids, "names": names},
-            )
-        for key, reason in refused.items():
-            for customer_id in wanted[key]:
-                held += conn.execute(
-                    load_sql("hold_customer_documents"),
-                    {
-                        "run_id": run_id,
-                        "tenant_id": tenant_id,
-                        "customer_id": customer_id,
-                        "rule": "contact_refused",
-                        "message": f"Xero would not create the Contact '{display[key]}': {reason}. "
-                        "Fix the customer's name in Astute or the Contact in Xero.",
-                    },
-                ).rowcount
-    if matched or created:
-        log.info("organisation %s: %d customer name(s) matched an existing Contact, %d Contact(s) created", tenant_id, matched, created)
-    return matched, created, held
+
+def _link(
+    conn: psycopg.Connection, tenant_id: str, contacts: dict[str, tuple[str, str]], wanted: dict[str, list[int]]
+) -> None:
+    """Store the link of every customer whose name key found its Contact (ContactID, Name)."""
+    links = [(customer_id, tenant_id, *contacts[key]) for key in contacts for customer_id in wanted[key]]
+    if links:
+        customer_ids, tenant_ids, contact_ids, names = (list(col) for col in zip(*links))
+        conn.execute(
+            load_sql("contact_link_insert"),
+            {"customer_ids": customer_ids, "tenant_ids": tenant_ids, "contact_ids": contact_ids, "names": names},
+        )

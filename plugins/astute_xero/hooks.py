@@ -2,7 +2,8 @@
 
 xero_default: login = client id, password = client secret, extra =
 {"api_url", "identity_url", "refresh_token"} (api_url defaults to
-https://api.xero.com, identity_url to https://identity.xero.com). Both work
+https://api.xero.com, identity_url to https://identity.xero.com), and optionally
+"read_timeout_s" (default 120) and "late_commit_margin_s" (default 60). Both work
 from AIRFLOW_CONN_* environment variables in JSON form.
 """
 
@@ -60,4 +61,6 @@ class XeroHook(BaseHook):
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
         settings = self.settings()
         tokens = TokenStore(astute_connection, settings, refresh_with_sdk)
-        return XeroClient(settings, tokens, Pacer(astute_connection), on_retried_call=on_retried_call)
+        extra = self.get_connection(self.xero_conn_id).extra_dejson
+        timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
+        return XeroClient(settings, tokens, Pacer(astute_connection), on_retried_call=on_retried_call, **timeouts)

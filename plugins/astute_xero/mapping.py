@@ -61,7 +61,7 @@ class AstuteDocument:
 
 def to_xero_line(line: AstuteLine) -> LineItem:
     tracking = None
-    if line.tracking_name and line.tracking_option:
+    if line.tracking_name or line.tracking_option:  # validation holds back a line with only one of the two
         tracking = [LineItemTracking(name=line.tracking_name, option=line.tracking_option)]
     return LineItem(
         description=line.description,
@@ -73,7 +73,8 @@ def to_xero_line(line: AstuteLine) -> LineItem:
     )
 
 
-def to_xero(document: AstuteDocument) -> Invoice | CreditNote:
+def to_xero(document: AstuteDocument, source_url: str | None = None) -> Invoice | CreditNote:
+    """The Xero model of a document. An invoice carries `source_url`, our identity in Xero (its Url)."""
     common = {
         "status": DOCUMENT_STATUS,
         "contact": Contact(contact_id=document.xero_contact_id),
@@ -84,10 +85,15 @@ def to_xero(document: AstuteDocument) -> Invoice | CreditNote:
         "line_items": [to_xero_line(line) for line in document.lines],
     }
     if document.kind is INVOICE:
-        return Invoice(type=INVOICE_TYPE, invoice_number=document.number, due_date=document.due_date, **common)
+        return Invoice(type=INVOICE_TYPE, invoice_number=document.number, due_date=document.due_date, url=source_url,
+                       **common)
     if document.kind is CREDIT_NOTE:
         return CreditNote(type=CREDIT_NOTE_TYPE, credit_note_number=document.number, **common)
     raise ValueError(f"unknown document kind {document.kind}")
+
+
+def xero_type(kind: DocumentKind) -> str:
+    return INVOICE_TYPE if kind is INVOICE else CREDIT_NOTE_TYPE
 
 
 def xero_id(element: Invoice | CreditNote) -> str | None:
@@ -100,7 +106,9 @@ def xero_number(element: Invoice | CreditNote) -> str | None:
     return element.invoice_number if isinstance(element, Invoice) else element.credit_note_number
 
 
-Fingerprint = tuple
+def same_number(a: str | None, b: str | None) -> bool:
+    """Xero keeps numbers unique ignoring case and surrounding spaces."""
+    return a is not None and b is not None and a.strip().casefold() == b.strip().casefold()
 
 
 def _amount(value: object) -> str:
@@ -111,31 +119,27 @@ def _day(value: object) -> str:
     return value.isoformat()[:10] if hasattr(value, "isoformat") else str(value)[:10]
 
 
-def fingerprint(document: AstuteDocument) -> Fingerprint:
-    """What identifies a document we sent when it has no number: everything we put in it."""
-    return (
-        document.xero_contact_id.lower(),
-        _day(document.document_date),
-        _day(document.due_date) if document.due_date else "",
-        document.currency,
-        document.reference or "",
-        tuple(
-            (line.description, _amount(line.quantity), _amount(line.unit_amount), line.account_code or "", line.tax_type or "")
-            for line in document.lines
-        ),
-    )
+def same_content(document: AstuteDocument, element: Invoice | CreditNote) -> bool:
+    """Whether Xero's copy (read with unitdp=4) holds what we sent for this document.
 
-
-def xero_fingerprint(element: Invoice | CreditNote) -> Fingerprint:
-    """The same, read back from Xero's copy (fetched with unitdp=4)."""
-    return (
-        str(element.contact.contact_id).lower() if element.contact else "",
-        _day(element.date),
-        _day(element.due_date) if element.due_date else "",
-        getattr(element.currency_code, "value", element.currency_code),
-        element.reference or "",
-        tuple(
-            (line.description, _amount(line.quantity), _amount(line.unit_amount), line.account_code or "", line.tax_type or "")
-            for line in element.line_items or []
-        ),
+    Only what Xero keeps as sent is compared: Contact, dates, currency, reference, and each line's
+    description, quantity, unit amount and account code. A line's tax type only when we sent one:
+    Xero fills in the account's default when a line has none. Tracking is not compared (Xero adds
+    its IDs and its own spelling).
+    """
+    lines = element.line_items or []
+    if (
+        str(element.contact.contact_id if element.contact else "").lower() != document.xero_contact_id.lower()
+        or _day(element.date) != _day(document.document_date)
+        or (document.due_date is not None and (not element.due_date or _day(element.due_date) != _day(document.due_date)))
+        or getattr(element.currency_code, "value", element.currency_code) != document.currency
+        or (element.reference or "") != (document.reference or "")
+        or len(lines) != len(document.lines)
+    ):
+        return False
+    return all(
+        (sent.description, _amount(sent.quantity), _amount(sent.unit_amount), sent.account_code or "")
+        == (got.description, _amount(got.quantity), _amount(got.unit_amount), got.account_code or "")
+        and (sent.tax_type is None or sent.tax_type == got.tax_type)
+        for sent, got in zip(document.lines, lines)
     )

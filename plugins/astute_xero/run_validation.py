@@ -17,7 +17,7 @@ from astute_xero import sync_state
 from astute_xero.documents import KINDS
 from astute_xero.sql import load_sql
 from astute_xero.validation import DocumentValidator, header_frame, line_frame
-from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
+from astute_xero.xero_client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,18 @@ def validate_run(conn: psycopg.Connection, client: XeroClient, run_id: int, vali
     for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
         try:
             chart, calls = client.chart(tenant_id, organisation)
-        except DailyLimitReached as error:
-            with conn.transaction():
-                sync_state.record_api_call(conn, run_id, error.call)
-            sync_state.stop_tenant(conn, run_id, tenant_id, str(error))
-            stopped += 1
-            continue
         except XeroCallError as error:
             with conn.transaction():
                 sync_state.record_api_call(conn, run_id, error.call)
-            raise  # anything else is worth Airflow's retry
+            # The organisation's own trouble (403: the app is disconnected from it; its daily limit; Xero still
+            # failing after the client's retries) stops it for the run, with the reason, and the others go on.
+            reason = error.organisation_stop_reason()
+            if reason is None:
+                raise  # no answer, a minute limit that persisted: worth Airflow's retry
+            sync_state.stop_tenant(conn, run_id, tenant_id, reason)
+            log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+            stopped += 1
+            continue
         with conn.transaction():
             for call in calls:
                 sync_state.record_api_call(conn, run_id, call)

@@ -8,8 +8,8 @@ failed on; every such row becomes a ValidationIssue a finance person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -18,13 +18,19 @@ from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
 
 HEADER_COLUMNS = [
     "document_id", "number", "customer_name", "document_date", "due_date", "currency", "line_count", "subtotal",
-    "credited_invoice_id", "credited_invoice_number", "credited_invoice_problem",
+    "credited_invoice_id", "credited_invoice_number", "credited_invoice_problem", "reference",
 ]
 LINE_COLUMNS = [
     "document_id", "line_no", "description", "quantity", "unit_amount", "line_amount", "account_code", "tax_type",
+    "tracking_name", "tracking_option",
 ]
 
-MAX_DESCRIPTION_LENGTH = 4000  # Xero refuses longer line descriptions
+# Xero's field limits (its API documentation and OpenAPI spec): a longer value is refused.
+MAX_DESCRIPTION_LENGTH = 4000
+MAX_NUMBER_LENGTH = 255  # InvoiceNumber, CreditNoteNumber
+MAX_REFERENCE_LENGTH = 255
+MAX_CONTACT_NAME_LENGTH = 255
+TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, or an option but no category
 MAX_LINE_AMOUNT = 100_000_000  # no labour-hire line is worth this much: a unit or quantity typo
 
 
@@ -37,6 +43,32 @@ class XeroChart:
     account_codes: frozenset[str]
     tax_types: frozenset[str]
     currencies: frozenset[str]
+    # Active tracking categories and their active options, as Xero spells them (GET /TrackingCategories).
+    tracking: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def tracking_keys(self) -> list[str]:
+        """Every (category, option) pair a line may carry, as tracking_key spells it."""
+        return sorted(tracking_key(c, o) for c, options in self.tracking.items() for o in options)
+
+    def tracking_problem(self, category: str, option: str) -> str:
+        """Why a line's tracking is not one of the organisation's, in a finance person's words."""
+        categories = {c.casefold(): c for c in self.tracking}
+        known = categories.get(category.strip().casefold())
+        if known is None:
+            return (f"tracking category '{category}' does not exist in '{self.organisation_name}' (or is archived); "
+                    f"its active tracking categories are: {', '.join(sorted(self.tracking)) or 'none'}")
+        return (f"tracking category '{known}' has no active option '{option}' in '{self.organisation_name}'; "
+                f"its options are: {', '.join(sorted(self.tracking[known])) or 'none'}")
+
+
+def tracking_key(category: str | None, option: str | None) -> str | None:
+    """A line's tracking as one comparable value: Xero matches names ignoring case and surrounding spaces."""
+    if not category and not option:
+        return None
+    if not category or not option:
+        return TRACKING_INCOMPLETE
+    return f"{category.strip().casefold()}\x1f{option.strip().casefold()}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +105,27 @@ def _rules() -> list[_Rule]:
             lambda chart: E.ExpectColumnValuesToNotMatchRegex(column="customer_name", regex=r"^\s*$"),
             lambda row, chart: "The customer has no name. Enter the customer's name in Astute "
             "(Users > Customers), then export again.",
+        ),
+        _Rule(
+            "customer_name_too_long",
+            "header",
+            lambda chart: E.ExpectColumnValueLengthsToBeBetween(column="customer_name", max_value=MAX_CONTACT_NAME_LENGTH),
+            lambda row, chart: f"The customer's name has {len(row['customer_name'])} characters; a Xero Contact name "
+            f"has at most {MAX_CONTACT_NAME_LENGTH}. Shorten it in Astute (Users > Customers).",
+        ),
+        _Rule(
+            "number_too_long",
+            "header",
+            lambda chart: E.ExpectColumnValueLengthsToBeBetween(column="number", max_value=MAX_NUMBER_LENGTH),
+            lambda row, chart: f"Its number has {len(row['number'])} characters; Xero accepts at most "
+            f"{MAX_NUMBER_LENGTH}. Correct the number in Astute.",
+        ),
+        _Rule(
+            "reference_too_long",
+            "header",
+            lambda chart: E.ExpectColumnValueLengthsToBeBetween(column="reference", max_value=MAX_REFERENCE_LENGTH),
+            lambda row, chart: f"Its reference has {len(row['reference'])} characters; Xero accepts at most "
+            f"{MAX_REFERENCE_LENGTH}. Shorten the reference in Astute.",
         ),
         _Rule(
             "no_lines",
@@ -148,6 +201,25 @@ def _rules() -> list[_Rule]:
             lambda chart: E.ExpectColumnValueLengthsToBeBetween(column="description", max_value=MAX_DESCRIPTION_LENGTH),
             lambda row, chart: f"Line {row['line_no']}: the description has {len(row['description'])} characters; "
             f"Xero accepts at most {MAX_DESCRIPTION_LENGTH}. Shorten it in Astute.",
+        ),
+        _Rule(
+            "tracking_incomplete",
+            "line",
+            lambda chart: E.ExpectColumnValuesToNotBeInSet(column="tracking_key", value_set=[TRACKING_INCOMPLETE]),
+            lambda row, chart: f"Line {row['line_no']} has a tracking "
+            + (f"category '{row['tracking_name']}' but no option" if row["tracking_name"]
+               else f"option '{row['tracking_option']}' but no category")
+            + ". Xero needs both: complete the line's tracking in Astute, or clear it.",
+        ),
+        _Rule(
+            "tracking_unknown",
+            "line",
+            lambda chart: E.ExpectColumnValuesToBeInSet(
+                column="tracking_key", value_set=[*chart.tracking_keys, TRACKING_INCOMPLETE]
+            ),
+            lambda row, chart: f"Line {row['line_no']}: "
+            + chart.tracking_problem(row["tracking_name"], row["tracking_option"])
+            + ". Correct the line's tracking in Astute, or add it in Xero (Settings > Tracking categories).",
         ),
     ]
 
@@ -233,4 +305,5 @@ def header_frame(rows: list[tuple]) -> pd.DataFrame:
 def line_frame(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=LINE_COLUMNS)
     frame["line_amount"] = frame["line_amount"].astype("float64")
+    frame["tracking_key"] = [tracking_key(c, o) for c, o in zip(frame["tracking_name"], frame["tracking_option"])]
     return frame

@@ -42,8 +42,13 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 120  # a chunk of 100 invoices can take Xero tens of seconds
-MAX_MINUTE_LIMIT_WAIT_S = 65  # longer Retry-After values mean a daily limit: never sleep on those
+IDEMPOTENCY_IN_PROGRESS = 409  # Xero is still working on a request with this Idempotency-Key
+LATE_COMMIT_MARGIN_S = 60  # how long after our read timeout Xero may still commit a call we gave up on
+MAX_MINUTE_LIMIT_WAIT_S = 65  # the longest minute-limit Retry-After slept on (its window is 60 s); longer: Airflow retries
 MAX_ATTEMPTS = 5
+# After waiting for a slot and the minute budget, a token with less life than this is refreshed (outside
+# the slot) before the call: it could expire while the request is on its way.
+MIN_TOKEN_LIFE_AT_CALL = dt.timedelta(seconds=60)
 RATE_LIMIT_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
 
 T = TypeVar("T")
@@ -72,9 +77,57 @@ class XeroCallError(RuntimeError):
         self.call = call
         self.outcome_known = outcome_known
 
+    @property
+    def refused(self) -> bool:
+        """Xero answered and turned this request down for what it says (a 4xx such as a validation error):
+        sent again unchanged, it would be refused again. Not: a 401, 403, 404, 408, 409 or 429, which say
+        nothing about the request itself (authorisation, a resource not visible yet, the same request still
+        in progress, limits)."""
+        status = self.call.http_status
+        return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 408, 409, 429)
+
+    def organisation_stop_reason(self) -> str | None:
+        """Why this failure stops the organisation for the run, in words saying what happened and what to
+        do; None when it does not (it is worth Airflow's retry, or it is about one request).
+
+        The organisation's own trouble: Xero refuses the app access to it (403: disconnected), or keeps
+        failing for it (5xx: a read still failing after the client's retries, or a write whose outcome
+        is unknown). A call with no answer at all (a timeout, a dropped connection) says nothing about
+        the organisation: the task fails and Airflow retries it.
+        """
+        status, tenant = self.call.http_status, self.call.tenant_id
+        if status == 403:
+            return (
+                f"Xero refused access to organisation {tenant} (HTTP 403 on {self.call.method} {self.call.endpoint}): "
+                "the Xero app is no longer connected to it. Re-connect the organisation in Xero (re-authorise "
+                "the app for it); its invoices and credit notes wait for the next run."
+            )
+        if status is not None and status >= 500:
+            what = (
+                f"still failing after {MAX_ATTEMPTS} attempts" if self.call.method == "GET"
+                else "so Xero may or may not have acted; the next run checks what Xero has before sending anything"
+            )
+            return (
+                f"Xero kept failing for organisation {tenant} (HTTP {status} on {self.call.method} "
+                f"{self.call.endpoint}, {what}). Nothing more is sent to it this run; its invoices and credit notes "
+                "wait for the next run. If it persists, check Xero's status page (status.developer.xero.com)."
+            )
+        return None
+
 
 class DailyLimitReached(XeroCallError):
     """The organisation's daily call budget is spent: stop exporting to it until tomorrow."""
+
+    def organisation_stop_reason(self) -> str | None:
+        return str(self)
+
+
+class MinuteLimitPersisted(XeroCallError):
+    """Xero kept answering 429 for its per-minute limit (not the daily one) after every wait we allow.
+
+    Xero did nothing (outcome known); the task fails and Airflow retries it later, when the minute
+    windows have passed. Never a reason to stop the organisation for the day.
+    """
 
 
 def harden(api_client: ApiClient) -> ApiClient:
@@ -93,7 +146,12 @@ class XeroClient:
         pacer: Pacer,
         *,
         on_retried_call: Callable[[ApiCall], None] | None = None,
+        read_timeout_s: int = READ_TIMEOUT_S,
+        late_commit_margin_s: int = LATE_COMMIT_MARGIN_S,
     ):
+        self.read_timeout_s = read_timeout_s  # an int: the SDK ignores a float timeout
+        # A call our client gave up on may still be committed by Xero: until this long after it started.
+        self.late_commit_window = dt.timedelta(seconds=read_timeout_s + late_commit_margin_s)
         self._settings = settings
         self._tokens = tokens
         self._pacer = pacer
@@ -304,6 +362,10 @@ class XeroClient:
         currencies, currency_call = self._invoke(
             "GET", "Currencies", tenant_id, lambda **kw: self._accounting.get_currencies(tenant_id, **kw)
         )
+        categories, tracking_call = self._invoke(
+            "GET", "TrackingCategories", tenant_id,
+            lambda **kw: self._accounting.get_tracking_categories(tenant_id, **kw),
+        )
         chart = XeroChart(
             tenant_id=tenant_id,
             organisation_name=organisation_name,
@@ -314,8 +376,15 @@ class XeroClient:
                 t.tax_type for t in tax_rates.tax_rates or [] if t.tax_type and _enum_value(t.status) != "DELETED"
             ),
             currencies=frozenset(_enum_value(c.code) for c in currencies.currencies or [] if c.code),
+            tracking={
+                category.name: frozenset(
+                    option.name for option in category.options or [] if _enum_value(option.status) == "ACTIVE"
+                )
+                for category in categories.tracking_categories or []
+                if category.name and _enum_value(category.status) == "ACTIVE"
+            },
         )
-        return chart, [accounts_call, tax_call, currency_call]
+        return chart, [accounts_call, tax_call, currency_call, tracking_call]
 
     # --- one exchange, with the only retries we allow ------------------------------------
     def _invoke(
@@ -328,13 +397,29 @@ class XeroClient:
         idempotency_key: str | None = None,
     ) -> tuple[T, ApiCall]:
         """Send within the organisation's budget, retrying only what is safe: a minute-limit 429 (every
-        worker then waits out Retry-After) and a 401 (after a refresh). Neither retry can duplicate
-        anything: Xero did not act on a 429 or a 401.
+        worker then waits out Retry-After), a 401 (after a refresh) and a read answered 5xx. None of these
+        retries can duplicate anything: Xero did not act on a 429 or a 401, and a read changes nothing.
+
+        The token is made fresh before the organisation's concurrency slot is taken, never while holding
+        it: a refresh is a call to Xero's identity service behind a row lock shared by every worker, and
+        a slow one must not keep one of the organisation's 5 slots (nor its calls) waiting. It still
+        happens right before the call: waits for a slot and the minute budget are normally within a
+        minute, well inside the token's margin (REFRESH_MARGIN, 5 minutes), but the pacer allows longer
+        ones; if the wait left the token under MIN_TOKEN_LIFE_AT_CALL, the slot is given back unused,
+        the token refreshed outside it, and the slot taken again (once per attempt). That costs one call
+        of the minute budget, only after such a long wait; a token that expires in flight anyway is a
+        401, refreshed and retried like any other.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            with self._pacer.call(tenant_id):
-                self._ensure_fresh_token()  # after any wait for the budget, right before the call
-                data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
+            requeued = False
+            while True:
+                self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
+                with self._pacer.call(tenant_id):  # may wait for a slot and for the minute budget
+                    life = self._token.expires_at - dt.datetime.now(dt.timezone.utc)
+                    if requeued or life > MIN_TOKEN_LIFE_AT_CALL:  # queue again at most once per attempt
+                        data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
+                        break
+                requeued = True  # the wait outlasted the token: slot released, refreshed outside it, queue again
             if error is None:
                 return data, call
             wait = self._retry_wait(error, call, attempt)
@@ -354,12 +439,14 @@ class XeroClient:
         call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc), idempotency_key=idempotency_key)
         started = time.monotonic()
         try:
-            data, status, headers = send(_return_http_data_only=False, _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            data, status, headers = send(_return_http_data_only=False, _request_timeout=(CONNECT_TIMEOUT_S, self.read_timeout_s))
             call.http_status = status
             call.rate_limits = _rate_limits(headers)
             return data, call, None
         except HTTPStatusException as error:
-            call.http_status = error.status if isinstance(error.status, int) else error.http_resp.status
+            # The HTTP status from the response itself: the SDK's `status` property of a 400 parses the body
+            # as JSON and raises when it is not (an HTML page from a proxy), and so does its str().
+            call.http_status = getattr(error.http_resp, "status", None)
             call.rate_limits = _rate_limits(error.headers)
             return None, call, error
         except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -372,6 +459,19 @@ class XeroClient:
             call.duration_ms = int((time.monotonic() - started) * 1000)
 
     def _retry_wait(self, error: HTTPStatusException, call: ApiCall, attempt: int) -> float | None:
+        """How long to wait before sending again, or None: not again (the caller raises `_failure`)."""
+        if call.http_status == 429:
+            # Which limit it is, Xero says in X-Rate-Limit-Problem; never guessed from Retry-After.
+            problem = _rate_limit_problem(error)
+            retry_after = _retry_after(error)
+            call.error = f"rate limited (HTTP 429, {problem or 'unnamed'} limit" + (
+                f", Retry-After {retry_after} s)" if retry_after is not None else ")")
+            if problem == "day":
+                return None  # never slept on: the organisation stops for the run
+            if attempt >= MAX_ATTEMPTS or (retry_after or 0) > MAX_MINUTE_LIMIT_WAIT_S:
+                return None  # a minute limit that will not pass in-process: Airflow retries the task later
+            call.error += "; waited and retried"
+            return float(retry_after if retry_after is not None else 1)
         if attempt >= MAX_ATTEMPTS:
             return None
         if call.http_status == 401:
@@ -380,32 +480,46 @@ class XeroClient:
             return 0.0
         if call.method == "GET" and (call.http_status or 0) >= 500:
             call.error = f"HTTP {call.http_status} on a read; retried"
-            return 0.5 * 2**attempt  # a read changes nothing in Xero: safe to repeat at once
-        if call.http_status == 429:
-            headers = error.headers or {}
-            problem = str(headers.get("X-Rate-Limit-Problem", "")).lower()
-            retry_after = _int_header(headers, "Retry-After")
-            call.error = f"rate limited ({problem or 'unknown'} limit)"
-            if problem == "day" or (retry_after or 0) > MAX_MINUTE_LIMIT_WAIT_S:
-                return None
-            return float(retry_after if retry_after is not None else 1)
+            return 0.5 * 2**attempt  # a read changes nothing in Xero: safe to repeat
         return None
 
     def _failure(self, error: HTTPStatusException, call: ApiCall) -> XeroCallError:
-        headers = error.headers or {}
+        """The error to raise for a call that will not be retried, with a short, safe `call.error` for api_log."""
         if call.http_status == 429:
-            retry_after = _int_header(headers, "Retry-After")
+            problem = _rate_limit_problem(error)
+            retry_after = _retry_after(error)
+            if problem == "day":
+                message = (
+                    f"Xero's daily API limit for organisation {call.tenant_id} is spent"
+                    + (f" (it resets in about {retry_after // 3600} h {retry_after % 3600 // 60} min)" if retry_after else "")
+                    + "; the rest of this organisation's invoices are left for the next run."
+                )
+                call.error = message
+                return DailyLimitReached(message, call, outcome_known=True)
+            waits = (
+                f"asked for a wait of {retry_after} s, longer than a minute window" if (retry_after or 0) > MAX_MINUTE_LIMIT_WAIT_S
+                else f"still refused after {MAX_ATTEMPTS} attempts"
+            )
             message = (
-                f"Xero's daily API limit for organisation {call.tenant_id} is spent"
-                + (f" (it resets in about {retry_after // 3600} h {retry_after % 3600 // 60} min)" if retry_after else "")
-                + "; the rest of this organisation's invoices are left for the next run."
+                f"Xero's per-minute limit for organisation {call.tenant_id} persisted (HTTP 429, X-Rate-Limit-Problem "
+                f"'{problem or 'not given'}', {waits}). This is not the daily API limit and Xero did nothing; "
+                "the task fails so that Airflow retries it once the minute has passed."
             )
             call.error = message
-            return DailyLimitReached(message, call, outcome_known=True)
+            return MinuteLimitPersisted(message, call, outcome_known=True)
         detail = _xero_message(error.body)
-        call.error = f"HTTP {call.http_status}: {detail}" if detail else f"HTTP {call.http_status}"
-        # 5xx: Xero may have acted before failing. 4xx: it refused the request as a whole.
-        outcome_known = call.http_status is not None and call.http_status < 500
+        if detail:
+            call.error = f"HTTP {call.http_status}: {detail}"
+        elif error.body:
+            content_type = (_header(error, "Content-Type") or "unknown type").split(";")[0].strip()[:60]
+            call.error = f"HTTP {call.http_status} (an answer that is not Xero's JSON: {content_type})"
+        else:
+            call.error = f"HTTP {call.http_status}"
+        # A refusal (4xx): Xero did nothing. 5xx: a read changed nothing, but Xero may have acted on a write.
+        # 409 on a write: a request with the same Idempotency-Key is still in progress at Xero, and may land.
+        unsettled = call.http_status == IDEMPOTENCY_IN_PROGRESS and call.method != "GET"
+        outcome_known = call.http_status is not None and not unsettled and (
+            call.http_status < 500 or call.method == "GET")
         return XeroCallError(call.error, call, outcome_known=outcome_known)
 
 
@@ -442,17 +556,41 @@ def _xero_message(body: bytes | None) -> str:
         return ""
     try:
         data = json.loads(body)
-    except ValueError:
+    except ValueError:  # not JSON (a proxy's page), or not UTF-8
         return ""
     if not isinstance(data, dict):
         return ""
+    elements = data.get("Elements")
     messages = [
         error.get("Message")
-        for element in data.get("Elements") or []
-        for error in element.get("ValidationErrors") or []
+        for element in (elements if isinstance(elements, list) else [])
+        if isinstance(element, dict)
+        for error in (element.get("ValidationErrors") if isinstance(element.get("ValidationErrors"), list) else [])
         if isinstance(error, dict)
     ]
     parts = [data.get("Message") or data.get("Detail") or data.get("Title") or data.get("error") or ""]
     parts.extend(m for m in messages if m)
-    return "; ".join(p for p in parts if p)[:2000]
+    return "; ".join(str(p) for p in parts if p)[:2000]
 
+
+def _header(error: HTTPStatusException, name: str) -> str | None:
+    """A response header of a failed call, its name matched case-insensitively."""
+    try:
+        headers = error.headers or {}
+        wanted = name.lower()
+        return next((str(value) for key, value in headers.items() if str(key).lower() == wanted), None)
+    except Exception:  # noqa: BLE001 - a missing or odd header set is no header
+        return None
+
+
+def _rate_limit_problem(error: HTTPStatusException) -> str:
+    """X-Rate-Limit-Problem in lower case ('minute', 'day', 'appminute', 'concurrent'), '' when absent."""
+    value = (_header(error, "X-Rate-Limit-Problem") or "").strip().lower()
+    return "".join(ch for ch in value if ch.isalnum() or ch in "-_")[:32]
+
+
+def _retry_after(error: HTTPStatusException) -> int | None:
+    try:
+        return max(0, int(str(_header(error, "Retry-After")).strip()))
+    except ValueError:
+        return None

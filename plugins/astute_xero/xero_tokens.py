@@ -6,6 +6,15 @@ chain, so refreshes are serialised by a row lock on xero_sync.oauth_token, the
 new refresh token is committed before the new access token is used, and the
 refresh token in the Airflow connection only starts the chain (or restarts it
 when someone re-authorises and puts a new one there).
+
+At rest, both tokens are sealed with Airflow's Fernet key ([core] fernet_key,
+through the Task SDK's crypto helper): a stored value is "fernet:" + a Fernet
+token. Without a usable key nothing is stored and the task fails saying how to
+set one; there is no plaintext fallback. Rows written in plaintext by versions
+before encryption (no "fernet:" prefix) are still read, and sealed under the row
+lock on first use, so the chain is never lost. Every token is registered with
+Airflow's secrets masker as soon as this process holds it in plaintext: fresh
+from Xero, or unsealed from the table.
 """
 
 from __future__ import annotations
@@ -22,6 +31,14 @@ from astute_xero.sql import load_sql
 
 # Refresh well before expiry so that the SDK (which refreshes by itself under 60 s) never has to.
 REFRESH_MARGIN = dt.timedelta(minutes=5)
+# (connect, read) seconds for a call to Xero's token endpoint. xero-python honours only an int or such a
+# tuple (a float means no timeout at all); the endpoint answers in well under a second when it is up.
+TOKEN_TIMEOUT_S: tuple[float, float] = (10, 30)
+# How long a worker waits for the chain's row lock, which another worker holds while it refreshes (at most
+# TOKEN_TIMEOUT_S, connect + read). Past this, the task fails and its retry tries again.
+TOKEN_LOCK_WAIT_S: float = 90
+# A stored token sealed with Airflow's Fernet key starts with this; one without it was written in plaintext.
+SEALED_PREFIX = "fernet:"
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,89 @@ class XeroAuthorisationError(RuntimeError):
     """The token chain is broken: a person must re-authorise the Xero app. Never retried silently."""
 
 
+class TokenKeyError(XeroAuthorisationError):
+    """Airflow's Fernet key is missing, unusable, or not the one the stored tokens were sealed with: a
+    person must set it (or re-authorise). Like a broken chain, no retry can fix it."""
+
+
+def _fernet_key_setting_is_empty() -> bool:
+    from airflow.sdk.configuration import conf
+
+    value = conf.get("core", "fernet_key", fallback="") or ""
+    return not value.strip() or value.strip() == "{FERNET_KEY}"  # the SDK's unexpanded default when unset
+
+
+def airflow_fernet():
+    """Airflow's Fernet (a MultiFernet over [core] fernet_key, comma-separated for key rotation).
+
+    Airflow itself falls back to storing values unencrypted when the key is empty (and the Task SDK,
+    with no airflow.cfg, sees the unexpanded template "{FERNET_KEY}" and fails obscurely): here both
+    are an error that says how to set the key.
+    """
+    from airflow.sdk.crypto import get_fernet
+
+    how = (
+        "Set the same key on every Airflow component that runs tasks: [core] fernet_key in airflow.cfg, or "
+        "the environment variable AIRFLOW__CORE__FERNET_KEY (make a key with: python -c \"from "
+        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"). Nothing was stored."
+    )
+    try:
+        fernet = get_fernet()
+    except Exception as error:  # the SDK's AirflowException: an invalid key (its message never holds the key)
+        problem = "is not set" if _fernet_key_setting_is_empty() else f"is not a valid Fernet key ({error})"
+        raise TokenKeyError(f"Xero tokens are stored encrypted with Airflow's Fernet key, and [core] fernet_key "
+                            f"{problem}. {how}") from None
+    if not getattr(fernet, "is_encrypted", False):
+        raise TokenKeyError(f"Xero tokens are stored encrypted with Airflow's Fernet key, and [core] fernet_key "
+                            f"is not set (Airflow would store values unencrypted). {how}")
+    return fernet
+
+
+def is_sealed(stored: str | None) -> bool:
+    return stored is None or stored.startswith(SEALED_PREFIX)
+
+
+class TokenCipher:
+    """Seals tokens for xero_sync.oauth_token with Airflow's Fernet key, and opens them again."""
+
+    def __init__(self, fernet):
+        self._fernet = fernet
+
+    @classmethod
+    def from_airflow(cls) -> TokenCipher:
+        return cls(airflow_fernet())
+
+    def seal(self, token: str) -> str:
+        return SEALED_PREFIX + self._fernet.encrypt(token.encode("utf-8")).decode("ascii")
+
+    def unseal(self, stored: str | None, connection_id: str) -> str | None:
+        """The token; a value without the prefix is a plaintext one from before encryption, returned as is."""
+        from cryptography.fernet import InvalidToken
+
+        if stored is None or not stored.startswith(SEALED_PREFIX):
+            return stored
+        try:
+            return self._fernet.decrypt(stored[len(SEALED_PREFIX):].encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            raise TokenKeyError(
+                f"The Xero tokens stored for connection '{connection_id}' (xero_sync.oauth_token) cannot be "
+                "decrypted with Airflow's Fernet key: it is not the key they were sealed with. If the key was "
+                "rotated, list the new key first and the old one after it, comma-separated, in [core] fernet_key "
+                "(AIRFLOW__CORE__FERNET_KEY). If the old key is lost, re-authorise the Xero app and put the new "
+                f"refresh token in the connection's extra 'refresh_token' (AIRFLOW_CONN_{connection_id.upper()}): "
+                "that restarts the chain."
+            ) from None
+
+
+def mask_tokens(*tokens: str | None) -> None:
+    """Register tokens with Airflow's secrets masker (this process's, and the task supervisor's)."""
+    from airflow.sdk.log import mask_secret
+
+    for token in tokens:
+        if token:
+            mask_secret(token)
+
+
 RefreshCall = Callable[[XeroConnectionSettings, str], TokenGrant]
 
 
@@ -75,60 +175,111 @@ class AccessToken:
 class TokenStore:
     """Hands out a valid access token, refreshing the shared chain at most once at a time."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], settings: XeroConnectionSettings, refresh: RefreshCall):
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection],
+        settings: XeroConnectionSettings,
+        refresh: RefreshCall,
+        *,
+        cipher: TokenCipher | None = None,
+    ):
         self._connect = connect
         self._settings = settings
         self._refresh = refresh
+        # Before any token is read or written: without a usable Fernet key, fail here, saying how to set one.
+        self._cipher = cipher or TokenCipher.from_airflow()
+        mask_tokens(settings.seed_refresh_token, settings.client_secret)
 
     def access_token(self, *, force_refresh: bool = False, rejected: str | None = None) -> AccessToken:
         """A token valid for at least REFRESH_MARGIN. `rejected` is a token Xero just refused (401)."""
         with self._connect() as conn:
             row = conn.execute(load_sql("token_read"), {"connection_id": self._settings.connection_id}).fetchone()
-            if row and not force_refresh and self._usable(row):
-                return AccessToken(row[0], row[1], row[2] or self._settings.scope)
+            if row and not force_refresh and self._sealed_link_of_this_chain(row):
+                access_token, expires_at, scope, _seed, refresh_token = row
+                access_token = self._unseal(access_token)
+                self._unseal(refresh_token)  # masked too: this process now holds it
+                if self._usable(access_token, expires_at):
+                    return AccessToken(access_token, expires_at, scope or self._settings.scope)
+            # Expiring, refused, of an older chain, or still in plaintext: under the row lock.
             return self._refresh_locked(conn, rejected)
 
-    def _usable(self, row: tuple) -> bool:
-        access_token, expires_at, _scope, seed = row
+    def _sealed_link_of_this_chain(self, row: tuple) -> bool:
+        access_token, _expires_at, _scope, seed, refresh_token = row
+        this_chain = seed == fingerprint(self._settings.seed_refresh_token)
+        return this_chain and is_sealed(access_token) and is_sealed(refresh_token)
+
+    def _unseal(self, stored: str | None) -> str | None:
+        token = self._cipher.unseal(stored, self._settings.connection_id)
+        mask_tokens(token)
+        return token
+
+    @staticmethod
+    def _usable(access_token: str | None, expires_at: dt.datetime | None, rejected: str | None = None) -> bool:
         now = dt.datetime.now(dt.timezone.utc)
         return (
             access_token is not None
+            and access_token != rejected
             and expires_at is not None
             and expires_at - now > REFRESH_MARGIN
-            and seed == fingerprint(self._settings.seed_refresh_token)
         )
 
     def _refresh_locked(self, conn: psycopg.Connection, rejected: str | None) -> AccessToken:
+        try:
+            return self._refresh_in_transaction(conn, rejected)
+        except psycopg.errors.LockNotAvailable:
+            raise RuntimeError(
+                f"waited {TOKEN_LOCK_WAIT_S:g} s for the row lock on the token chain of connection "
+                f"'{self._settings.connection_id}' (xero_sync.oauth_token) and gave up: another worker holds it, "
+                f"normally only while it refreshes (at most {sum(TOKEN_TIMEOUT_S):g} s). Nothing was refreshed; "
+                "the retry tries again."
+            ) from None
+
+    def _refresh_in_transaction(self, conn: psycopg.Connection, rejected: str | None) -> AccessToken:
         settings = self._settings
         seed = fingerprint(settings.seed_refresh_token)
         with conn.transaction():
+            lock_timeout = f"{max(1, round(TOKEN_LOCK_WAIT_S * 1000))}ms"
+            conn.execute(load_sql("token_lock_timeout"), {"lock_timeout": lock_timeout})
             conn.execute(
                 load_sql("token_seed"),
-                {"connection_id": settings.connection_id, "seed": seed, "refresh_token": settings.seed_refresh_token},
+                {
+                    "connection_id": settings.connection_id,
+                    "seed": seed,
+                    "refresh_token": self._cipher.seal(settings.seed_refresh_token),
+                },
             )
-            access_token, expires_at, scope, stored_seed, refresh_token = conn.execute(
+            stored_access, expires_at, scope, stored_seed, stored_refresh = conn.execute(
                 load_sql("token_lock"), {"connection_id": settings.connection_id}
             ).fetchone()
             if stored_seed != seed:
-                # Someone re-authorised and put a new refresh token in the connection: start the chain anew.
+                # Someone re-authorised and put a new refresh token in the connection: start the chain anew
+                # (what is stored is not even opened: it may be sealed with a key that is gone).
                 refresh_token, access_token = settings.seed_refresh_token, None
-            now = dt.datetime.now(dt.timezone.utc)
-            if (
-                access_token is not None
-                and access_token != rejected
-                and expires_at is not None
-                and expires_at - now > REFRESH_MARGIN
-            ):
+            else:
+                refresh_token, access_token = self._unseal(stored_refresh), self._unseal(stored_access)
+            if self._usable(access_token, expires_at, rejected):
+                if not (is_sealed(stored_access) and is_sealed(stored_refresh)):
+                    # Written in plaintext by an earlier version: sealed now, nothing rotated.
+                    conn.execute(
+                        load_sql("token_seal"),
+                        {
+                            "connection_id": settings.connection_id,
+                            "refresh_token": self._cipher.seal(refresh_token),
+                            "access_token": self._cipher.seal(access_token),
+                        },
+                    )
                 return AccessToken(access_token, expires_at, scope or settings.scope)  # another worker refreshed
             grant = self._refresh(settings, refresh_token)
+            mask_tokens(grant.access_token, grant.refresh_token)
+            now = dt.datetime.now(dt.timezone.utc)
             expires_at = now + dt.timedelta(seconds=grant.expires_in)
             conn.execute(
                 load_sql("token_store"),
                 {
                     "connection_id": settings.connection_id,
                     "seed": seed,
-                    "refresh_token": grant.refresh_token,
-                    "access_token": grant.access_token,
+                    "refresh_token": self._cipher.seal(grant.refresh_token),
+                    "access_token": self._cipher.seal(grant.access_token),
                     "expires_at": expires_at,
                     "scope": grant.scope,
                 },
@@ -138,7 +289,9 @@ class TokenStore:
 
 
 def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> TokenGrant:
-    """Refresh through xero-python's TokenApi, pointed at the connection's identity URL."""
+    """Refresh through xero-python's TokenApi, pointed at the connection's identity URL, with a real
+    (connect, read) timeout: TokenApi.refresh_token passes none, and without one a token endpoint that
+    never answers would hold the task (and the chain's row lock) forever."""
     import urllib3
     from xero_python.api_client import ApiClient, Configuration
     from xero_python.api_client.oauth2 import TokenApi
@@ -146,7 +299,15 @@ def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> To
 
     from astute_xero.xero_client import harden
 
+    connect_s, read_s = TOKEN_TIMEOUT_S
     api_client = harden(ApiClient(Configuration()))
+    sdk_call_api = api_client.call_api
+
+    def call_api_with_timeout(*args, **kwargs):
+        kwargs.setdefault("_request_timeout", (connect_s, read_s))  # a tuple: the form xero-python honours
+        return sdk_call_api(*args, **kwargs)
+
+    api_client.call_api = call_api_with_timeout  # this client makes one call: the refresh
     token_api = TokenApi(api_client, settings.client_id, settings.client_secret)
     token_api.refresh_token_url = settings.token_url
     try:
@@ -162,6 +323,13 @@ def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> To
         raise RuntimeError(
             f"Xero's token endpoint answered HTTP {error.status} for connection '{settings.connection_id}'."
         ) from None
+    except urllib3.exceptions.TimeoutError as error:
+        raise RuntimeError(
+            f"no answer from Xero's token endpoint within the timeout (connect {connect_s:g} s, read {read_s:g} s: "
+            f"{type(error).__name__}) for connection '{settings.connection_id}'. The refresh may have happened "
+            "with its answer lost; Xero accepts the old refresh token again for 30 minutes, so the stored "
+            "refresh token is kept for the retry."
+        ) from None
     except (urllib3.exceptions.HTTPError, OSError) as error:
         # The refresh may have happened with the answer lost: the stored refresh token is unchanged and
         # Xero accepts it again for 30 minutes, so the retry of this task continues the chain.
@@ -169,6 +337,8 @@ def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> To
             f"no answer from Xero's token endpoint ({type(error).__name__}) for connection "
             f"'{settings.connection_id}'; the stored refresh token is kept for the retry."
         ) from None
+    # Masked before anything else can log them.
+    mask_tokens(answer.get("access_token"), answer.get("refresh_token"), answer.get("id_token"))
     return TokenGrant(
         access_token=answer["access_token"],
         refresh_token=answer["refresh_token"],

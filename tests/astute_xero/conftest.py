@@ -16,7 +16,7 @@ from astute_xero.pacing import Pacer
 from astute_xero.xero_client import XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
 from devtools.astute_data import AstuteData
-from devtools.xero_setup import authorise_app
+from devtools.xero_setup import SANDBOX_TIMEOUTS, XeroApp, authorise_app
 
 TENANT = "33333333-3333-4333-8333-333333333333"
 
@@ -65,18 +65,22 @@ class Pipeline:
         return sum(1 for r in self.xero.backend.requests if r.method == "PUT" and r.path.endswith("/Invoices"))
 
 
-@pytest.fixture
-def pipeline(db: psycopg.Connection, xero, database_url: str) -> Iterator[Pipeline]:
-    apply_migrations(db)
-    xero.backend.add_tenant("Org", tenant_id=TENANT)
-    app = authorise_app(xero.backend, [TENANT])
+def sandbox_client(xero, app: XeroApp, database_url: str) -> XeroClient:
+    """A XeroClient as the hook builds one, reaching the sandbox over HTTP, its state in this test's database."""
     settings = XeroConnectionSettings("xero_default", app.client_id, app.client_secret, app.refresh_token,
                                       api_url=xero.url, identity_url=xero.url)
 
     def connect() -> psycopg.Connection:
         return psycopg.connect(database_url, autocommit=True)
 
-    client = XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect))
+    return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect), **SANDBOX_TIMEOUTS)
+
+
+@pytest.fixture
+def pipeline(db: psycopg.Connection, xero, database_url: str) -> Iterator[Pipeline]:
+    apply_migrations(db)
+    xero.backend.add_tenant("Org", tenant_id=TENANT)
+    client = sandbox_client(xero, authorise_app(xero.backend, [TENANT]), database_url)
     data = AstuteData(db)
     data.regions()
     entity = data.entity("Entity", tenant_id=TENANT, go_live=dt.date(2026, 1, 1))

@@ -266,3 +266,25 @@ def test_credit_notes_go_in_their_own_chunks_of_at_most_100_after_the_invoices(p
     assert set(notes) == set(credit_notes)
     assert {x["CurrencyCode"] for x in notes.values()} == {"AUD"}, "no currency in Astute: the region's default"
     assert puts(pipeline, "/Allocations") == 3
+
+
+def test_a_history_invoice_is_found_by_number_among_sales_invoices_only(pipeline):
+    """Finding 4 of issue 9, on the allocation side: `InvoiceNumbers=` also returns supplier bills."""
+    data = pipeline.data
+    customer = data.customer("Old Town Hotel")
+    history = data.invoice(pipeline.entity, customer, number="OLD-8", invoice_date=dt.date(2025, 11, 3),
+                           lines=one_line("100"))
+    data.flush()
+    backend = pipeline.xero.backend
+    contact = backend.add_contact(TENANT, "Old Town Hotel")
+    seeded = backend.seed_invoice(TENANT, contact_id=contact, invoice_number="OLD-8", amount="100.00")
+    backend.seed_bill(TENANT, backend.add_contact(TENANT, "Linen Supplies"), "OLD-8")  # a supplier numbers alike
+    operations.mock_export(pipeline.db, billing_entity_id=pipeline.entity, migration_date=None, dag_id="t",
+                           airflow_run_id="go-live")
+    credit = data.credit_note(pipeline.entity, customer, invoice_id=history, number="CN-OLD8", lines=one_line("25"))
+    data.flush()
+
+    pipeline.run()
+    assert pipeline.credit_note_status()[credit][:2] == ("exported", "allocated")
+    (invoice,) = [x for x in backend.invoices(TENANT) if x["InvoiceID"] == seeded]
+    assert D(str(invoice["AmountCredited"])) > 0

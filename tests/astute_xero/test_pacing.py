@@ -11,6 +11,7 @@ import pytest
 
 from astute_xero.migrations import apply_migrations
 from astute_xero.pacing import Pacer
+from astute_xero.sql import load_sql
 
 
 @pytest.fixture
@@ -82,3 +83,61 @@ def test_a_429_blocks_every_worker_until_retry_after(pacer_for):
         pass
     assert time.monotonic() - started >= 0.9
     assert second.waited_s >= 0.9
+
+
+# --- bounded waits (issue 9): a worker never waits forever for a slot or for the budget -------------
+
+
+def test_waiting_for_a_slot_is_bounded_and_names_the_organisation(pacer_for):
+    holder = pacer_for(concurrent=1)
+    waiter = pacer_for(concurrent=1, max_slot_wait=dt.timedelta(seconds=0.3))
+    with holder.call("org-stuck"):  # another worker's call that never ends
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as caught:
+            with waiter.call("org-stuck"):
+                pass
+        elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 1.5
+    message = str(caught.value)
+    assert "org-stuck" in message and "slot" in message and "1 call in progress" in message
+    with waiter.call("org-stuck"):  # the holder is done: the slot is free again
+        pass
+
+
+def test_waiting_for_the_minute_budget_is_bounded_and_frees_the_slot(pacer_for):
+    window = dt.timedelta(seconds=60)
+    pacer = pacer_for(per_minute=1, window=window, concurrent=1, max_budget_wait=dt.timedelta(seconds=0.3))
+    with pacer.call("org-busy"):
+        pass
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as caught:
+        with pacer.call("org-busy"):
+            pass
+    elapsed = time.monotonic() - started
+    assert 0.25 <= elapsed < 1.5
+    message = str(caught.value)
+    assert "org-busy" in message and "minute budget" in message and "1 call" in message
+    # The slot taken before the budget wait was given back.
+    other = pacer_for(concurrent=1)
+    (taken,) = other._db.execute(load_sql("rate_slot_try"), {"tenant_id": "org-busy", "slot": 0}).fetchone()
+    other.close()
+    assert taken
+
+
+def test_a_block_longer_than_the_bound_fails_at_once(pacer_for):
+    pacer = pacer_for(max_budget_wait=dt.timedelta(seconds=5))
+    pacer.block("org-blocked", 120)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as caught:
+        with pacer.call("org-blocked"):
+            pass
+    assert time.monotonic() - started < 1, "no point sleeping until the bound: the block outlasts it"
+    message = str(caught.value)
+    assert "org-blocked" in message and "Retry-After" in message
+
+
+def test_the_default_bounds_outlast_xeros_minute_window():
+    from astute_xero import pacing
+
+    assert pacing.MAX_BUDGET_WAIT >= dt.timedelta(minutes=10) > pacing.WINDOW
+    assert pacing.MAX_SLOT_WAIT > pacing.MAX_BUDGET_WAIT  # a slot is held through its holder's budget wait

@@ -10,7 +10,8 @@ import pytest
 from astute_xero.documents import CREDIT_NOTE, INVOICE
 from astute_xero.validation import DocumentValidator, XeroChart, header_frame, line_frame
 
-CHART = XeroChart("t", "Demo Org", frozenset({"200"}), frozenset({"OUTPUT"}), frozenset({"AUD"}))
+CHART = XeroChart("t", "Demo Org", frozenset({"200"}), frozenset({"OUTPUT"}), frozenset({"AUD"}),
+                  tracking={"Region": frozenset({"North", "South"})})
 D = Decimal
 
 
@@ -20,13 +21,15 @@ def validator() -> DocumentValidator:
 
 
 def header(invoice_id=1, name="Acme", date=dt.date(2026, 6, 1), due=dt.date(2026, 6, 15), currency="AUD", lines=1,
-           subtotal=D("10"), credited=None, problem=None):
-    return (invoice_id, f"INV-{invoice_id}", name, date, due, currency, lines, subtotal, credited, f"INV-{credited}",
-            problem)
+           subtotal=D("10"), credited=None, problem=None, number=None, reference=None):
+    return (invoice_id, number or f"INV-{invoice_id}", name, date, due, currency, lines, subtotal, credited,
+            f"INV-{credited}", problem, reference)
 
 
-def line(invoice_id=1, line_no=1, description="Work", quantity=D("1"), unit=D("10"), account="200", tax="OUTPUT"):
-    return (invoice_id, line_no, description, quantity, unit, (quantity * unit).quantize(D("0.01")), account, tax)
+def line(invoice_id=1, line_no=1, description="Work", quantity=D("1"), unit=D("10"), account="200", tax="OUTPUT",
+         tracking=(None, None)):
+    return (invoice_id, line_no, description, quantity, unit, (quantity * unit).quantize(D("0.01")), account, tax,
+            *tracking)
 
 
 def rules(validator, headers, lines, kind=INVOICE):
@@ -51,10 +54,29 @@ def test_a_valid_invoice_has_no_issue(validator):
         ([header()], [line(account="999")], [(1, 1, "account_code_unknown")]),
         ([header()], [line(tax="GST")], [(1, 1, "tax_type_unknown")]),
         ([header()], [line(description="x" * 4001)], [(1, 1, "description_too_long")]),
+        ([header(name="N" * 256)], [line()], [(1, None, "customer_name_too_long")]),
+        ([header(number="7" * 256)], [line()], [(1, None, "number_too_long")]),
+        ([header(reference="R" * 256)], [line()], [(1, None, "reference_too_long")]),
+        ([header()], [line(tracking=("Region", None))], [(1, 1, "tracking_incomplete")]),
+        ([header()], [line(tracking=(None, "North"))], [(1, 1, "tracking_incomplete")]),
+        ([header()], [line(tracking=("Regoin", "North"))], [(1, 1, "tracking_unknown")]),
+        ([header()], [line(tracking=("Region", "East"))], [(1, 1, "tracking_unknown")]),
     ],
 )
 def test_each_rule_names_the_invoice_and_line(validator, headers, lines, expected):
     assert rules(validator, headers, lines) == expected
+
+
+def test_tracking_is_matched_as_xero_matches_it_ignoring_case(validator):
+    assert rules(validator, [header()], [line(tracking=(" region", "NORTH"))]) == []
+
+
+def test_tracking_messages_say_what_the_organisation_has(validator):
+    headers = [header(), header(invoice_id=2)]
+    lines = [line(tracking=("Regoin", "North")), line(invoice_id=2, tracking=("Region", "East"))]
+    messages = [i.message for i in validator.validate(INVOICE, header_frame(headers), line_frame(lines), CHART)]
+    assert any("'Regoin' does not exist" in m and "Region" in m for m in messages)
+    assert any("no active option 'East'" in m and "North, South" in m for m in messages)
 
 
 def test_a_discount_line_is_fine_when_the_invoice_is_positive(validator):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -28,6 +30,20 @@ def test_every_dag_has_docs_tags_an_owner_and_retries(dagbag):
         for task in dag.tasks:
             assert task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id} is never retried"
+
+
+def test_every_task_has_an_execution_timeout_fit_for_what_it_does(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            timeout = task.execution_timeout
+            assert timeout is not None, f"{dag_id}.{task.task_id} could hang forever (no execution_timeout)"
+            assert dt.timedelta(minutes=1) <= timeout <= dt.timedelta(hours=6), f"{dag_id}.{task.task_id}: {timeout}"
+    export = dagbag.dags["xero_invoice_export"]
+    chunk = {export.get_task(name).execution_timeout for name in ("export_invoice_chunk", "export_credit_note_chunk")}
+    assert len(chunk) == 1 and chunk.pop() <= dt.timedelta(minutes=20), "a chunk is one call and its reads: minutes"
+    chunk_timeout = export.get_task("export_invoice_chunk").execution_timeout
+    for long_step in ("validate_documents", "resolve_contacts", "allocate_credit_notes"):
+        assert export.get_task(long_step).execution_timeout > chunk_timeout, f"{long_step} works a whole run"
 
 
 def test_export_dag_shape(dagbag):

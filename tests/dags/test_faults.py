@@ -134,20 +134,26 @@ def test_exactly_once_under_faults_with_figures(world, fast_retries, capfd, capl
 
 
 @contextlib.contextmanager
-def tokens_expiring_every(faults, seconds: float):
+def in_background(step, every: float):
+    """Call `step` every `every` seconds while the block runs, until it returns True."""
     stop = threading.Event()
 
-    def expire() -> None:
-        while not stop.wait(seconds):
-            faults.expire_access_tokens()
+    def loop() -> None:
+        while not stop.wait(every):
+            if step():
+                return
 
-    thread = threading.Thread(target=expire, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+def tokens_expiring_every(faults, seconds: float):
+    return in_background(lambda: faults.expire_access_tokens(), seconds)
 
 
 def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(world, fast_retries, airflow_home):
@@ -200,3 +206,115 @@ def assert_no_secret_anywhere(world, capfd, caplog) -> None:
     assert len(text) > 10_000, "the logs were captured"
     leaked = [s[:6] + "…" for s in secrets if s in text]
     assert leaked == [], f"secrets found in logs or tables: {leaked}"
+
+
+UK_TENANT = "44444444-4444-4444-8444-444444444444"
+LONG = "Ж" * 300  # a 300-character invoice number, and a customer name as long
+
+
+def test_real_xero_faults_end_with_every_invoice_once_and_xero_sync_agreeing(
+    world, fast_retries, export_dag, database_url, monkeypatch, capfd
+):
+    """Issue 9's fault suite: Xero filling in tax types, a retry past the idempotency window, a commit
+    landing after the client gave up, a supplier bill with an Astute invoice's number, one organisation
+    of three disconnected mid-run, a 300-character number and customer name in a full chunk."""
+    backend = world.xero.backend
+    backend.add_tenant("Astute Demo UK", tenant_id=UK_TENANT, base_currency="GBP")
+    app = reauthorise(world, [AU_TENANT, NZ_TENANT, UK_TENANT], database_url, monkeypatch)
+    au = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
+    nz = world.data.entity("Astute NZ", region="NZ", tenant_id=NZ_TENANT, go_live=GO_LIVE)
+    uk = world.data.entity("Astute UK", region="UK", tenant_id=UK_TENANT, go_live=GO_LIVE)
+    customers = [world.data.customer(name) for name in TRICKY_NAMES]
+    ids = {AU_TENANT: [], NZ_TENANT: [], UK_TENANT: []}
+    for n in range(250):  # a third unnumbered, their lines without a tax type (Xero fills it in)
+        ids[AU_TENANT].append(world.data.invoice(
+            au, customers[n % len(customers)], number=None if n % 3 == 0 else f"AU-{n}",
+            invoice_date=dt.date(2026, 6, 1) + dt.timedelta(days=n % 30),
+            lines=[Line(unit_amount=Decimal("41.1234") + n % 7, tax_type=None if n % 3 == 0 else "OUTPUT")]))
+    for n in range(120):
+        ids[NZ_TENANT].append(world.data.invoice(nz, customers[n % 2], number=f"NZ-{n}", invoice_date=dt.date(2026, 7, 1)))
+        ids[UK_TENANT].append(world.data.invoice(uk, customers[n % 3], number=f"UK-{n}", invoice_date=dt.date(2026, 7, 1)))
+    too_long = [world.data.invoice(au, customers[0], number=LONG, invoice_date=dt.date(2026, 6, 1)),
+                world.data.invoice(au, world.data.customer(LONG), number="AU-LONG-NAME", invoice_date=dt.date(2026, 6, 1))]
+    world.data.flush()
+    supplier = backend.add_contact(AU_TENANT, "Scaffold Supplies")
+    bill = backend.seed_bill(AU_TENANT, supplier, "AU-7")  # a supplier's bill numbered like an Astute invoice
+
+    # Run 1 (AU and NZ): answers lost after Xero committed, one commit landing after our client gave up,
+    # and no task retries: the run ends with invoices in flight.
+    saved = {task.task_id: task.retries for task in export_dag.tasks}
+    for task in export_dag.tasks:
+        task.retries = 0
+    backend.faults.drop_after_commit_next(2)
+    backend.faults.commit_late_next(10.5)  # after the connection's read timeout (10 s), within its margin (1 s)
+    first_ok, _ = world.run(billing_entity_ids=[au, nz])
+    for task in export_dag.tasks:
+        task.retries = saved[task.task_id]
+    in_flight = world.db.execute("SELECT count(*) FROM xero_sync.invoice_export WHERE status = 'sending'").fetchone()[0]
+    assert not first_ok and in_flight > 0, "run 1 left invoices whose outcome it does not know"
+
+    # Run 2, an hour later (Xero has forgotten the Idempotency-Keys): the UK organisation disconnects
+    # the app as soon as the run first calls it.
+    backend.advance(3600)
+    with disconnected_on_first_call(backend, app.client_id, UK_TENANT):
+        second_ok, _ = world.run()
+    assert second_ok, "one organisation's 403 does not fail the run"
+    (decision, detail) = world.db.execute(
+        "SELECT decision, detail FROM xero_sync.run_entity WHERE tenant_id = %s ORDER BY run_id DESC LIMIT 1",
+        (UK_TENANT,)).fetchone()
+    assert decision == "stopped" and "connect" in detail.lower(), detail
+    assert world.xero_invoices(UK_TENANT) == []
+
+    # The organisation is connected again (a new consent, a new refresh token in the connection).
+    reauthorise(world, [AU_TENANT, NZ_TENANT, UK_TENANT], database_url, monkeypatch)
+    third_ok, _ = world.run()
+    assert third_ok
+
+    duplicates = lost = 0
+    for tenant, expected in ids.items():
+        in_xero = {x["InvoiceID"]: x for x in world.xero_invoices(tenant) if x["Type"] == "ACCREC"}
+        recorded = dict(world.db.execute(
+            "SELECT invoice_id, xero_invoice_id::text FROM xero_sync.invoice_export "
+            "WHERE tenant_id = %s AND status = 'exported'", (tenant,)))
+        lost += len(set(expected) - set(recorded))
+        duplicates += len(in_xero) - len(set(recorded.values()))
+        assert set(recorded.values()) == set(in_xero), f"xero_sync and Xero disagree for {tenant}"
+        for invoice_id, xero_id in recorded.items():
+            assert in_xero[xero_id]["Status"] == "AUTHORISED"
+            assert in_xero[xero_id]["Url"].endswith(f"/{invoice_id}"), "each Xero invoice is its Astute invoice"
+    assert (duplicates, lost) == (0, 0)
+    assert bill in {x["InvoiceID"] for x in world.xero_invoices(AU_TENANT) if x["Type"] == "ACCPAY"}
+    assert bill not in {row[0] for row in world.db.execute("SELECT xero_invoice_id::text FROM xero_sync.invoice_export")}
+    held = dict(world.db.execute(
+        "SELECT document_id, string_agg(DISTINCT rule, ',') FROM xero_sync.validation_issue WHERE document_id = ANY(%s) "
+        "GROUP BY document_id", (too_long,)))
+    assert held == {too_long[0]: "number_too_long", too_long[1]: "customer_name_too_long"}
+    injected = backend.faults.injected
+    assert injected.get("drop_after_commit") == 2 and injected.get("commit_late") == 1
+    with capfd.disabled():
+        print(f"\nreal-Xero fault suite: {sum(len(v) for v in ids.values())} invoices in 3 organisations, "
+              f"faults {dict(injected)}, runs 3, duplicates {duplicates}, lost {lost}")
+
+
+def reauthorise(world, tenants: list[str], database_url: str, monkeypatch):
+    """A person consents again to these organisations; the new refresh token goes in the connection."""
+    from devtools.xero_setup import XeroApp
+    from tests.conftest import connect_airflow
+
+    app = XeroApp(world.app.client_id, world.app.client_secret,
+                  world.xero.backend.authorise(world.app.client_id, tenants))
+    connect_airflow(monkeypatch, database_url, app, world.xero.url)
+    return app
+
+
+def disconnected_on_first_call(backend, client_id: str, tenant_id: str):
+    """Disconnect the app from one organisation right after the next call to it arrives."""
+    seen = len(backend.requests)
+
+    def watch() -> bool:
+        if any(r.tenant_id == tenant_id for r in backend.requests[seen:]):
+            backend.disconnect(client_id, tenant_id)
+            return True
+        return False
+
+    return in_background(watch, 0.01)

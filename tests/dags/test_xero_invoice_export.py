@@ -70,7 +70,7 @@ def test_a_mixed_chunk_exports_the_good_and_fails_the_bad_with_xeros_message(wor
     assert [status[i] for i in good] == ["exported"] * 5
     assert status[clash] == "failed"
     (error,) = world.db.execute("SELECT last_error FROM xero_sync.invoice_export WHERE invoice_id = %s", (clash,)).fetchone()
-    assert "Invoice # must be unique" in error
+    assert "Invoice # must be unique" in error and "a sales invoice INV-CLASH for 'Someone Else'" in error
     assert len(world.api_log()) == 1, "one chunk, one call"
     (outcome,) = world.db.execute("SELECT outcome FROM xero_sync.api_log WHERE endpoint = 'Invoices'").fetchone()
     assert sorted(o["status"] for o in outcome) == ["exported"] * 5 + ["failed"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import urllib3
@@ -87,3 +89,19 @@ def connect(sandbox: XeroSandbox, tenant_name: str = "Demo Company (AU)", **tena
         identity=IdentityApi(api_client, base_url=sandbox.url),
         first_refresh_token=first,
     )
+
+
+def raw_call(xero: Xero, method: str, path: str, body: Any = None, tenant_id: str | None = None,
+             headers: dict[str, str] | None = None, timeout: Any = None) -> tuple[int, Any]:
+    """A hand-written client (what xero-python would refuse to send): the status
+    and the JSON body (amounts as Decimal), or the raw bytes when not JSON."""
+    response = urllib3.PoolManager(retries=False).request(
+        method, xero.sandbox.url + path, body=None if body is None else json.dumps(body),
+        headers={"Authorization": "Bearer " + xero.holder.token["access_token"],
+                 "xero-tenant-id": tenant_id or xero.tenant_id, "Content-Type": "application/json",
+                 "Accept": "application/json", **(headers or {})},
+        timeout=timeout)
+    try:
+        return response.status, json.loads(response.data, parse_float=Decimal)
+    except ValueError:
+        return response.status, response.data

@@ -8,7 +8,7 @@ import pytest
 from xero_python.accounting import Contact, Contacts
 from xero_python.exceptions import HTTPStatusException
 
-from .sandbox_helpers import Xero
+from .sandbox_helpers import Xero, raw_call
 
 
 def _where_name(*names: str) -> str:
@@ -97,3 +97,14 @@ def test_paging(xero: Xero) -> None:
     assert [c.name for c in page.contacts] == ["Contact 2", "Contact 3"]
     assert (page.pagination.page, page.pagination.page_size, page.pagination.page_count,
             page.pagination.item_count) == (2, 2, 3, 5)
+
+
+def test_contact_name_longer_than_255_from_a_raw_client(xero: Xero) -> None:
+    """xero-python refuses a Name over 255 itself; a raw client gets Xero's element error."""
+    status, body = raw_call(xero, "PUT", "/api.xro/2.0/Contacts?summarizeErrors=false",
+                            {"Contacts": [{"Name": "n" * 255}, {"Name": "m" * 256}]})
+    ok, refused = body["Contacts"]
+    assert status == 200 and ok["StatusAttributeString"] == "OK" and refused["StatusAttributeString"] == "ERROR"
+    assert refused["ValidationErrors"] == [{"Message": "The contact name must not be more than 255 characters long."}]
+    assert "Name" not in refused  # echoing it would make xero-python raise
+    assert [len(c["Name"]) for c in xero.backend.contacts(xero.tenant_id)] == [255]

@@ -17,10 +17,10 @@ from typing import Any, Callable
 import pytest
 import urllib3
 from xero_python.accounting import (Allocation, Allocations, Contact, Contacts, CreditNote, CreditNotes,
-                                    CurrencyCode, Invoice, Invoices, LineItem)
+                                    CurrencyCode, Invoice, Invoices, LineItem, LineItemTracking)
 from xero_python.exceptions import HTTPStatusException
 
-from .sandbox_helpers import Xero
+from .sandbox_helpers import Xero, raw_call
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "xero"
 
@@ -177,6 +177,66 @@ def test_all_resources_validate(xero: Xero, validate: Callable[[str, Any], None]
         status, body = _body(call)
         assert status == 200
         _check_accounting(validate, schema, body)
+
+
+def test_tracking_bills_and_urls_validate(xero: Xero, validate: Callable[[str, Any], None]) -> None:
+    """Tracking categories, tracked lines (saved and echoed), bills, Urls, and what the
+    sandbox drops from a credit note or an over-long echo."""
+    t, api, backend = xero.tenant_id, xero.accounting, xero.backend
+    raw = {"_preload_content": False}
+    status, body = _body(lambda: api.get_tracking_categories(t, **raw))
+    assert status == 200 and body["TrackingCategories"] == []
+    _check_accounting(validate, "TrackingCategories", body)
+    region = backend.add_tracking_category(t, "Region", ["North", "South"])
+    backend.add_tracking_category(t, "Old", ["Gone"], status="ARCHIVED")
+    backend.set_tracking_option_status(t, region, "South", "ARCHIVED")
+    for call in (lambda: api.get_tracking_categories(t, **raw),
+                 lambda: api.get_tracking_categories(t, include_archived=True, **raw),
+                 lambda: api.get_tracking_category(t, region, **raw)):
+        status, body = _body(call)
+        assert status == 200 and body["TrackingCategories"]
+        _check_accounting(validate, "TrackingCategories", body)
+
+    customer = backend.add_contact(t, "Tracked Ltd")
+    supplier = backend.add_contact(t, "Supplier Ltd")
+    backend.seed_bill(t, supplier, "T-1")
+    tracked = LineItem(description="Tracked", quantity=1, unit_amount=Decimal("10"), account_code="200",
+                       tracking=[LineItemTracking(name="region", option="north")])
+    untracked_bad = LineItem(description="Bad", quantity=1, unit_amount=Decimal("1"), account_code="200",
+                             tracking=[LineItemTracking(name="Region", option="South"), LineItemTracking(name="Nope")])
+    invoices = [Invoice(type="ACCREC", contact=Contact(contact_id=customer), invoice_number="T-1", status="AUTHORISED",
+                        date=dt.date(2026, 7, 1), url="https://astute.example.com/i/1", line_items=[tracked]),
+                Invoice(type="ACCREC", contact=Contact(contact_id=customer), invoice_number="T-2",
+                        url="not a url", line_items=[untracked_bad])]
+    status, body = _body(lambda: api.create_invoices(t, Invoices(invoices=invoices), summarize_errors=False, **raw))
+    assert [i["StatusAttributeString"] for i in body["Invoices"]] == ["OK", "ERROR"]
+    assert body["Invoices"][0]["LineItems"][0]["Tracking"][0]["Name"] == "Region"
+    _check_accounting(validate, "Invoices", body)
+    status, body = _body(lambda: api.create_invoices(t, Invoices(invoices=invoices[1:]), **raw))
+    assert status == 400
+    validate("urn:xero:accounting#/components/schemas/Error", body)
+    for element in body["Elements"]:
+        validate("urn:xero:accounting#/components/schemas/Invoice", element)
+    status, body = _body(lambda: api.get_invoices(t, invoice_numbers=["T-1"], **raw))
+    assert sorted(i["Type"] for i in body["Invoices"]) == ["ACCPAY", "ACCREC"]
+    _check_accounting(validate, "Invoices", body)
+
+    # A raw client: an over-long tracking name echoed safely, a Url on a credit note dropped.
+    line = {"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "200",
+            "Tracking": [{"Name": "R" * 101, "Option": "North", "TrackingCategoryID": "not-a-uuid"}]}
+    status, body = raw_call(xero, "PUT", "/api.xro/2.0/Invoices?summarizeErrors=false", {"Invoices": [{
+        "Type": "ACCREC", "Contact": {"ContactID": customer}, "LineItems": [line]}]})
+    assert body["Invoices"][0]["StatusAttributeString"] == "ERROR"
+    _check_accounting(validate, "Invoices", body)
+    for lines in ([line], [{**line, "Tracking": [{"Name": "Region", "Option": "North"}]}]):
+        status, body = raw_call(xero, "PUT", "/api.xro/2.0/CreditNotes?summarizeErrors=false", {"CreditNotes": [{
+            "Type": "ACCRECCREDIT", "Contact": {"ContactID": customer}, "Url": "https://astute.example.com/c/1",
+            "LineItems": lines}]})
+        assert status == 200
+        _check_accounting(validate, "CreditNotes", body)
+    assert body["CreditNotes"][0]["StatusAttributeString"] == "OK"
+    status, body = raw_call(xero, "PUT", "/api.xro/2.0/Contacts?summarizeErrors=false", {"Contacts": [{"Name": "n" * 256}]})
+    _check_accounting(validate, "Contacts", body)
 
 
 def test_connections_and_token_validate(xero: Xero, validate: Callable[[str, Any], None]) -> None:

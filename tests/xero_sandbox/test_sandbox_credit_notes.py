@@ -9,7 +9,7 @@ import pytest
 from xero_python.accounting import (Allocation, Allocations, Contact, CreditNote, CreditNotes, Invoice, Invoices,
                                     LineItem)
 
-from .sandbox_helpers import Xero
+from .sandbox_helpers import Xero, raw_call
 
 
 def _lines(amount: str) -> list[LineItem]:
@@ -102,3 +102,30 @@ def test_credit_notes_listing(xero: Xero, setup: dict[str, str]) -> None:
     assert {n.credit_note_id for n in api.get_credit_notes(t).credit_notes} == {setup["cn"], setup["draft_cn"]}
     assert [n.credit_note_id for n in api.get_credit_notes(t, where='Status=="DRAFT"').credit_notes] == [setup["draft_cn"]]
     assert len(xero.backend.credit_notes(t)) == 2
+
+
+def test_url_on_a_credit_note_is_ignored(xero: Xero, setup: dict[str, str]) -> None:
+    """The spec's CreditNote has no Url: Xero neither stores nor returns one (valid or not)."""
+    for url in ("https://astute.example.com/credit-notes/7", "not a url"):
+        status, body = raw_call(xero, "PUT", "/api.xro/2.0/CreditNotes?summarizeErrors=false", {"CreditNotes": [{
+            "Type": "ACCRECCREDIT", "Contact": {"ContactID": setup["customer"]}, "Url": url, "Status": "AUTHORISED",
+            "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}]}]})
+        note = body["CreditNotes"][0]
+        assert status == 200 and note["StatusAttributeString"] == "OK" and "Url" not in note
+        _, fetched = raw_call(xero, "GET", f"/api.xro/2.0/CreditNotes/{note['CreditNoteID']}")
+        assert "Url" not in fetched["CreditNotes"][0]
+
+
+def test_credit_note_number_and_reference_lengths(xero: Xero, setup: dict[str, str]) -> None:
+    def put(**fields: object) -> dict:
+        _, body = raw_call(xero, "PUT", "/api.xro/2.0/CreditNotes?summarizeErrors=false", {"CreditNotes": [{
+            "Type": "ACCRECCREDIT", "Contact": {"ContactID": setup["customer"]}, **fields,
+            "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 5, "AccountCode": "200"}]}]})
+        return body["CreditNotes"][0]
+
+    assert put(CreditNoteNumber="N" * 255)["StatusAttributeString"] == "OK"
+    refused = put(CreditNoteNumber="M" * 256)
+    assert refused["ValidationErrors"] == [{"Message": "Credit Note Number must be no more than 255 characters long."}]
+    assert "CreditNoteNumber" not in refused
+    assert put(Reference="r" * 256)["ValidationErrors"] == [
+        {"Message": "Reference must be no more than 255 characters long."}]

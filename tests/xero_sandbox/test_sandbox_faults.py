@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -15,7 +18,7 @@ import urllib3
 from xero_python.accounting import Contact, Invoice, Invoices, LineItem
 from xero_python.exceptions import HTTPStatusException, RateLimitException
 
-from .sandbox_helpers import Xero, refresh
+from .sandbox_helpers import Xero, raw_call, refresh
 
 
 def _batch(contact_id: str, number: str) -> Invoices:
@@ -147,3 +150,87 @@ def test_standalone_entry_point_prints_url() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_error_body_next_answers_a_raw_non_json_body(xero: Xero) -> None:
+    contact_id = xero.backend.add_contact(xero.tenant_id, "Fault Co")
+    xero.backend.faults.error_body_next(2)
+    with pytest.raises(HTTPStatusException) as info:
+        xero.accounting.create_invoices(xero.tenant_id, _batch(contact_id, "E-1"))
+    raw = info.value.http_resp  # xero-python's 400 exception parses the body as JSON: .status raises here
+    assert raw.status == 400 and raw.data == b"<html><body>Bad Request</body></html>"
+    assert raw.getheader("Content-Type") == "text/html; charset=utf-8"
+    with pytest.raises(ValueError):
+        info.value.status  # noqa: B018 - the SDK pitfall this fault exists for
+    xero.backend.faults.error_body_next(1, status=502, body=b"upstream timed out", content_type="text/plain",
+                                        path_prefix="/api.xro/2.0/Contacts", method="GET")
+    status, body = raw_call(xero, "GET", "/api.xro/2.0/Contacts")
+    assert (status, body) == (502, b"upstream timed out")
+    status, body = raw_call(xero, "PUT", "/api.xro/2.0/Invoices", {"Invoices": [{
+        "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "InvoiceNumber": "E-1",
+        "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "200"}]}]})
+    assert (status, body) == (400, b"<html><body>Bad Request</body></html>")  # the second of two
+    assert xero.backend.invoices(xero.tenant_id) == []  # nothing was done
+    xero.accounting.create_invoices(xero.tenant_id, _batch(contact_id, "E-1"))
+    assert len(xero.backend.invoices(xero.tenant_id)) == 1
+    assert xero.backend.faults.injected == {"error_body": 3}
+    assert [r.fault for r in xero.backend.requests if r.path != "/connect/token"] == ["error_body"] * 3 + [None]
+
+
+def test_commit_late_lands_after_the_client_gave_up(xero: Xero) -> None:
+    """The client times out after 1 s; Xero commits at 2 s. Meanwhile other calls are served, a
+    repeat with the same Idempotency-Key is refused (409) and the held call keeps its concurrency slot."""
+    contact_id = xero.backend.add_contact(xero.tenant_id, "Late Co")
+    xero.backend.faults.commit_late_next(2)
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        xero.accounting.create_invoices(xero.tenant_id, _batch(contact_id, "LATE-1"), idempotency_key="late-key",
+                                        _request_timeout=(5, 1))
+    assert xero.backend.invoices(xero.tenant_id) == []  # nothing in Xero when the client gives up
+    assert xero.accounting.get_invoices(xero.tenant_id, invoice_numbers=["LATE-1"]).invoices == []  # not blocked
+    with pytest.raises(HTTPStatusException) as info:
+        xero.accounting.create_invoices(xero.tenant_id, _batch(contact_id, "LATE-1"), idempotency_key="late-key")
+    assert info.value.status == 409 and "still being processed" in json.loads(info.value.body)["Detail"]
+    xero.backend.limits.concurrent = 1  # the held request still occupies its slot
+    with pytest.raises(RateLimitException) as limited:
+        xero.accounting.get_organisations(xero.tenant_id)
+    assert limited.value.rate_limit == "concurrent"
+    xero.backend.limits.concurrent = 5
+    assert time.monotonic() - started < 2
+
+    while not xero.backend.invoices(xero.tenant_id) and time.monotonic() - started < 5:
+        time.sleep(0.05)
+    assert [i["InvoiceNumber"] for i in xero.backend.invoices(xero.tenant_id)] == ["LATE-1"]
+    assert time.monotonic() - started >= 2
+    while not any(r.fault == "commit_late" for r in xero.backend.requests):
+        time.sleep(0.05)  # its (unheard) answer is recorded just after the commit
+    late = next(r for r in xero.backend.requests if r.fault == "commit_late")
+    assert late.status == 200 and xero.backend.faults.injected == {"commit_late": 1}
+    # The key now replays the late answer instead of acting again.
+    again = xero.accounting.create_invoices(xero.tenant_id, _batch(contact_id, "LATE-1"), idempotency_key="late-key")
+    assert again.invoices[0].invoice_id == xero.backend.invoices(xero.tenant_id)[0]["InvoiceID"]
+    assert len(xero.backend.invoices(xero.tenant_id)) == 1
+
+
+def test_commit_late_swallows_the_broken_pipe_of_a_client_that_hung_up(
+        xero: Xero, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="xero_sandbox")
+    contact_id = xero.backend.add_contact(xero.tenant_id, "Gone Co")
+    xero.backend.faults.commit_late_next(0.3)
+    body = json.dumps({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": contact_id}, "InvoiceNumber": "GONE-1",
+                                     "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1,
+                                                    "AccountCode": "200"}]}]}).encode()
+    client = socket.create_connection((xero.sandbox.host, xero.sandbox.port))
+    client.sendall(b"PUT /api.xro/2.0/Invoices HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Bearer "
+                   + xero.holder.token["access_token"].encode() + b"\r\nxero-tenant-id: " + xero.tenant_id.encode()
+                   + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    time.sleep(0.1)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # hang up with a reset
+    client.close()
+    deadline = time.monotonic() + 3
+    while not any("hung up" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [i["InvoiceNumber"] for i in xero.backend.invoices(xero.tenant_id)] == ["GONE-1"]
+    assert any("client hung up before the answer" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info or r.levelno > logging.DEBUG for r in caplog.records if r.name.startswith("xero_sandbox"))
+    xero.accounting.get_organisations(xero.tenant_id)  # and the sandbox carries on

@@ -163,3 +163,43 @@ def test_sdk_auto_refresh_saves_the_rotated_token(xero: Xero, monkeypatch: pytes
     xero.accounting.get_organisations(xero.tenant_id)
     assert xero.holder.token["refresh_token"] != before["refresh_token"]
     assert xero.holder.token["access_token"] != before["access_token"]
+
+
+def test_disconnecting_one_organisation_mid_run(xero: Xero) -> None:
+    """Three organisations in one consent; one disconnects the app: only its calls turn 403."""
+    backend = xero.backend
+    others = [backend.add_tenant("Second Org"), backend.add_tenant("Third Org")]
+    tenants = [xero.tenant_id, *others]
+    xero.holder.save(refresh(xero.sandbox, xero.api_client, backend.authorise(CLIENT_ID, tenants)))
+    for tenant in tenants:
+        xero.accounting.get_organisations(tenant)
+
+    backend.disconnect(CLIENT_ID, others[0])
+    with pytest.raises(HTTPStatusException) as info:
+        xero.accounting.get_organisations(others[0])
+    body = json.loads(info.value.body)
+    assert (info.value.status, body["Title"], body["Detail"]) == (403, "Forbidden", "AuthenticationUnsuccessful")
+    for tenant in (xero.tenant_id, others[1]):
+        xero.accounting.get_organisations(tenant)
+    assert sorted(c.tenant_id for c in xero.identity.get_connections()) == sorted([xero.tenant_id, others[1]])
+    # A refreshed token does not bring the organisation back; only a new consent does.
+    xero.holder.save(refresh(xero.sandbox, xero.api_client, xero.holder.token["refresh_token"]))
+    with pytest.raises(HTTPStatusException):
+        xero.accounting.get_organisations(others[0])
+    with pytest.raises(KeyError):
+        backend.disconnect(CLIENT_ID, others[0])
+    xero.holder.save(refresh(xero.sandbox, xero.api_client, backend.authorise(CLIENT_ID, [others[0]])))
+    xero.accounting.get_organisations(others[0])
+
+
+def test_delete_connection_over_http(xero: Xero) -> None:
+    (connection,) = xero.identity.get_connections()
+    xero.identity.delete_connection(connection.id)
+    assert xero.api_client.last_response.status == 204
+    assert xero.identity.get_connections() == []
+    with pytest.raises(HTTPStatusException) as info:
+        xero.accounting.get_organisations(xero.tenant_id)
+    assert info.value.status == 403
+    with pytest.raises(HTTPStatusException) as missing:
+        xero.identity.delete_connection(connection.id)
+    assert missing.value.status == 404

@@ -204,3 +204,64 @@ def test_seed_invoice_makes_a_number_clash(xero: Xero, customer: str) -> None:
     assert clash.validation_errors[0].message == "Invoice # must be unique."
     with pytest.raises(ValueError, match="must be unique"):
         xero.backend.seed_invoice(xero.tenant_id, contact_id=customer, invoice_number="HAND-1")
+
+
+def test_bills_share_numbers_with_sales_invoices(xero: Xero, customer: str) -> None:
+    """Xero keeps ACCREC numbers unique, not ACCPAY ones; InvoiceNumbers= returns every type."""
+    supplier = xero.backend.add_contact(xero.tenant_id, "Supplier Pty Ltd")
+    bill_id = xero.backend.seed_bill(xero.tenant_id, supplier, "SHARED-1", amount="50.00", date=dt.date(2026, 6, 30))
+    second_bill = xero.backend.seed_bill(xero.tenant_id, supplier, "SHARED-1")
+    bill = xero.accounting.get_invoice(xero.tenant_id, bill_id).invoices[0]
+    assert (bill.type, bill.status, bill.date, bill.line_items[0].account_code, bill.total) == (
+        "ACCPAY", "AUTHORISED", dt.date(2026, 6, 30), "310", Decimal("50.00"))
+    sale = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[_invoice(customer, "shared-1")]),
+                                           summarize_errors=False).invoices[0]
+    assert sale.status_attribute_string == "OK"  # the bills' number does not block it
+    found = xero.accounting.get_invoices(xero.tenant_id, invoice_numbers=["SHARED-1"]).invoices
+    assert sorted((i.type, i.invoice_id) for i in found) == sorted(
+        [("ACCPAY", bill_id), ("ACCPAY", second_bill), ("ACCREC", sale.invoice_id)])
+    clash = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[_invoice(customer, "SHARED-1")]),
+                                            summarize_errors=False).invoices[0]
+    assert clash.validation_errors[0].message == "Invoice # must be unique."
+    assert xero.backend.contacts(xero.tenant_id)[1]["IsSupplier"] is True
+
+
+def test_a_line_without_tax_type_gets_the_accounts_default(xero: Xero, customer: str) -> None:
+    lines = [LineItem(description="Sales", quantity=1, unit_amount=Decimal("100"), account_code="200"),
+             LineItem(description="Interest", quantity=1, unit_amount=Decimal("100"), account_code="270")]
+    for lat, tax in ((LineAmountTypes.EXCLUSIVE, [Decimal("10.00"), Decimal("0.00")]),
+                     (LineAmountTypes.NOTAX, [Decimal("0.00"), Decimal("0.00")])):
+        saved = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[_invoice(
+            customer, line_amount_types=lat, lines=lines)]), summarize_errors=False).invoices[0]
+        assert saved.status_attribute_string == "OK"
+        assert [(li.tax_type, li.tax_amount) for li in saved.line_items] == [("OUTPUT", tax[0]), ("EXEMPTOUTPUT", tax[1])]
+        stored = xero.accounting.get_invoice(xero.tenant_id, saved.invoice_id).invoices[0]
+        assert [li.tax_type for li in stored.line_items] == ["OUTPUT", "EXEMPTOUTPUT"]
+
+
+def test_url_is_kept_verbatim_and_must_be_an_absolute_http_url(xero: Xero, customer: str) -> None:
+    good = ["https://astute.example.com/invoices/42?tab=lines&x=%20y#top", "http://localhost:8080/i/1",
+            "https://[2001:db8::1]/i/1", "https://example.com/" + "a" * (2000 - len("https://example.com/"))]
+    saved = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[
+        _invoice(customer, f"URL-{i}", url=url) for i, url in enumerate(good)]), summarize_errors=False).invoices
+    assert [(i.status_attribute_string, i.url) for i in saved] == [("OK", url) for url in good]
+    assert [xero.accounting.get_invoice(xero.tenant_id, i.invoice_id).invoices[0].url for i in saved] == good
+
+    bad = ["/invoices/42", "astute.example.com/invoices/42", "ftp://example.com/i", "https://", "https://exa mple.com",
+           "https://example.com/a b", "mailto:finance@example.com", "https://example.com:99999/", "https://-bad-.com/",
+           "javascript:alert(1)"]
+    refused = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[
+        _invoice(customer, f"BAD-{i}", url=url) for i, url in enumerate(bad)]), summarize_errors=False).invoices
+    assert [[e.message for e in i.validation_errors] for i in refused] == [["The Url is not a valid URL."]] * len(bad)
+    too_long = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[_invoice(
+        customer, "LONG", url=good[-1] + "a")]), summarize_errors=False).invoices[0]
+    assert [e.message for e in too_long.validation_errors] == ["Url must be no more than 2000 characters long."]
+    assert len(xero.backend.invoices(xero.tenant_id)) == len(good)
+
+
+def test_reference_longer_than_255_is_an_element_error(xero: Xero, customer: str) -> None:
+    ok, refused = xero.accounting.create_invoices(xero.tenant_id, Invoices(invoices=[
+        _invoice(customer, "REF-1", reference="r" * 255), _invoice(customer, "REF-2", reference="r" * 256)]),
+        summarize_errors=False).invoices
+    assert ok.status_attribute_string == "OK" and ok.reference == "r" * 255
+    assert [e.message for e in refused.validation_errors] == ["Reference must be no more than 255 characters long."]
