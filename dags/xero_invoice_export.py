@@ -10,7 +10,8 @@ A credit note is then allocated to the invoice it credits.
    are exported or skipped (and why).
 2. **extract_documents** lists the Sent, not-yet-exported invoices and credit notes (ids only).
 3. **validate_documents** checks them with Great Expectations against each organisation's
-   chart (accounts, tax rates, currencies): invalid ones are held back with a reason.
+   chart (accounts, tax rates, currencies, tracking categories) and Xero's field limits:
+   invalid ones are held back with a reason.
 4. **resolve_contacts** links each customer to its Xero Contact (by name; created if absent).
 5. **plan_chunks** groups them in chunks of at most 100 documents of one kind (under 3.5 MB).
    A credit note whose invoice is not in Xero (and not going now) waits for it.

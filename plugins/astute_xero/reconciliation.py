@@ -118,7 +118,6 @@ def judge(
 
 
 def _conflict(document: AstuteDocument, holder: Invoice | CreditNote, linked_elsewhere: dict[str, str]) -> str:
-    label = document.kind.describe(document.document_id, document.number)
     why = (
         f"it is already linked to Astute {linked_elsewhere[xero_id(holder)]}"
         if xero_id(holder) in linked_elsewhere
@@ -127,8 +126,7 @@ def _conflict(document: AstuteDocument, holder: Invoice | CreditNote, linked_els
         else f"it is {_enum(holder.status)}"
     )
     return (
-        f"{label} cannot go: Xero already holds {describe(holder)}, and {why}. Xero keeps "
-        f"{document.kind.label.lower()} numbers unique, so check it in Xero: if it is this {document.kind.label.lower()} "
-        "keyed in by hand, void one of the two; otherwise renumber this one in Astute. It is tried again by "
-        "the next run."
+        f"Xero already holds {describe(holder)}, and {why}. Xero keeps {document.kind.label.lower()} numbers "
+        f"unique, so this one cannot go as it is: if that is this {document.kind.label.lower()} keyed in by hand, "
+        "void one of the two in Xero; otherwise renumber this one in Astute. It is tried again by the next run."
     )
