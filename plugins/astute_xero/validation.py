@@ -207,7 +207,7 @@ def _rules() -> list[_Rule]:
             "line",
             lambda chart: E.ExpectColumnValuesToNotBeInSet(column="tracking_key", value_set=[TRACKING_INCOMPLETE]),
             lambda row, chart: f"Line {row['line_no']} has a tracking "
-            + (f"category '{row['tracking_name']}' but no option" if row["tracking_name"]
+            + (f"category '{row['tracking_name']}' but no option" if isinstance(row["tracking_name"], str)
                else f"option '{row['tracking_option']}' but no category")
             + ". Xero needs both: complete the line's tracking in Astute, or clear it.",
         ),
@@ -305,5 +305,6 @@ def header_frame(rows: list[tuple]) -> pd.DataFrame:
 def line_frame(rows: list[tuple]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=LINE_COLUMNS)
     frame["line_amount"] = frame["line_amount"].astype("float64")
-    frame["tracking_key"] = [tracking_key(c, o) for c, o in zip(frame["tracking_name"], frame["tracking_option"])]
+    # From the rows, not the frame: pandas turns a missing text into NaN, which is neither None nor a str.
+    frame["tracking_key"] = [tracking_key(row[-2], row[-1]) for row in rows]
     return frame

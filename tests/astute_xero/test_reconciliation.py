@@ -224,3 +224,35 @@ def test_an_organisation_disconnected_before_the_retry_looks_is_stopped_not_fail
     assert "no longer connected" in detail
     assert pipeline.db.execute(
         "SELECT count(*) FROM xero_sync.api_log WHERE method = 'GET' AND http_status = 403").fetchone()[0] == 1
+
+
+def test_finding_7_tracking_is_checked_against_the_organisations_categories_never_dropped(pipeline):
+    from astute_xero import chunk_planning, contacts, run_validation, sync_state
+    from astute_xero.validation import DocumentValidator
+
+    backend = pipeline.xero.backend
+    backend.add_tracking_category(TENANT, "Region", ["North", "South"])
+    customer = pipeline.data.customer("Harbour Constructions")
+
+    def tracked(number: str, name: str | None, option: str | None) -> int:
+        return pipeline.data.invoice(pipeline.entity, customer, number=number,
+                                     lines=[Line(tracking_name=name, tracking_option=option)])
+
+    good = tracked("T-1", "region", "north")  # Xero matches ignoring case
+    no_option = tracked("T-2", "Region", None)
+    unknown = tracked("T-3", "Region", "East")
+    pipeline.data.flush()
+    run_id = pipeline.select()
+    run_validation.validate_run(pipeline.db, pipeline.client, run_id, DocumentValidator())
+    contacts.resolve_contacts(pipeline.db, pipeline.client, run_id)
+    for key in chunk_planning.plan_chunks(pipeline.db, run_id, sync_state.exporting_tenants(pipeline.db, run_id)):
+        export_chunk(pipeline.db, pipeline.client, key)
+
+    assert pipeline.status() == {good: "exported"}
+    (x,) = in_xero(pipeline)
+    (tracking,) = x["LineItems"][0]["Tracking"]
+    assert (tracking["Name"], tracking["Option"]) == ("Region", "North") and tracking["TrackingOptionID"]
+    issues = dict(pipeline.db.execute("SELECT document_id, message FROM xero_sync.validation_issue"))
+    assert "tracking category 'Region' but no option" in issues[no_option]
+    assert "no active option 'East'" in issues[unknown] and "North, South" in issues[unknown]
+    assert sum(1 for r in backend.requests if r.path.endswith("/TrackingCategories")) == 1, "read once per run"

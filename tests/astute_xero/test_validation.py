@@ -102,3 +102,12 @@ def test_a_credit_note_for_an_invoice_xero_could_not_allocate_it_to_is_held(vali
     assert (issue.document_id, issue.rule) == (1, "credited_invoice_mismatch")
     assert "credits invoice INV-7, which belongs to another customer" in issue.message
     assert rules(validator, [bad], [line()], INVOICE) == [], "the rule is about credit notes only"
+
+
+def test_tracking_in_a_batch_where_some_lines_have_none(validator):
+    """pandas turns the missing values of a mixed text column into NaN: still read as missing."""
+    lines = [line(), line(line_no=2, tracking=("Region", None)), line(line_no=3, tracking=(None, "North"))]
+    issues = validator.validate(INVOICE, header_frame([header()]), line_frame(lines), CHART)
+    assert sorted((i.line_no, i.rule) for i in issues) == [(2, "tracking_incomplete"), (3, "tracking_incomplete")]
+    messages = {i.line_no: i.message for i in issues}
+    assert "category 'Region' but no option" in messages[2] and "option 'North' but no category" in messages[3]
