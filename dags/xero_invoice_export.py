@@ -46,8 +46,8 @@ RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponen
 # retried on 5xx for about 15 s), and the pacing (a slot behind at most four calls in flight, the
 # minute budget, a minute-limit block of at most 65 s): under 10 minutes. 15 minutes means hung.
 CHUNK_TIMEOUT = dt.timedelta(minutes=15)
-# Validation reads each organisation's chart (4 GETs) and validates every selected document with Great
-# Expectations in batches of 20,000 (the bench: 220,000 documents in 10 s). A large backlog over several
+# Validation reads each organisation's chart (5 GETs: accounts, tax rates, currencies, tracking) and
+# validates every selected document with Great Expectations in batches of 20,000 (the bench: 220,000 documents in 10 s). A large backlog over several
 # organisations, with Xero slow on the chart reads, stays within minutes; 1 hour leaves a wide margin.
 VALIDATION_TIMEOUT = dt.timedelta(hours=1)
 # Contacts and allocations are bound by Xero's rate limit, organisation after organisation: one call per

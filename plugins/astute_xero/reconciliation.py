@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from xero_python.accounting import CreditNote, Invoice
 
-from astute_xero.documents import INVOICE
+from astute_xero.documents import INVOICE, DocumentKind
 from astute_xero.mapping import AstuteDocument, same_content, same_number, xero_id, xero_number, xero_type
 
 GONE_STATUSES = ("DELETED", "VOIDED")
@@ -56,10 +56,15 @@ def _enum(value: object) -> object:
     return getattr(value, "value", value)
 
 
+def _live(element: Invoice | CreditNote, kind: DocumentKind) -> bool:
+    """One of our type (sales, not a supplier's bill or credit), neither deleted nor voided."""
+    return _enum(element.type) == xero_type(kind) and _enum(element.status) not in GONE_STATUSES
+
+
 def is_our_copy(document: AstuteDocument, prior: PriorAttempt, element: Invoice | CreditNote) -> bool:
     if not prior.attempted:
         return False  # never sent by us: whatever Xero holds was made by someone else
-    if _enum(element.type) != xero_type(document.kind) or _enum(element.status) in GONE_STATUSES:
+    if not _live(element, document.kind):
         return False
     if not element.contact or str(element.contact.contact_id).lower() != document.xero_contact_id.lower():
         return False
@@ -73,7 +78,7 @@ def is_our_copy(document: AstuteDocument, prior: PriorAttempt, element: Invoice 
 def is_history_copy(element: Invoice) -> bool:
     """A history invoice (mock-exported at go-live, keyed into Xero before) found by its number: a live
     sales invoice. Xero keeps ACCREC numbers unique, so there is at most one."""
-    return _enum(element.type) == xero_type(INVOICE) and _enum(element.status) not in GONE_STATUSES
+    return _live(element, INVOICE)
 
 
 def describe(element: Invoice | CreditNote) -> str:

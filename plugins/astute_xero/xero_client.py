@@ -34,7 +34,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
 
 from astute_xero.documents import INVOICE, DocumentKind
-from astute_xero.pacing import Pacer
+from astute_xero.pacing import Pacer, PacingTimeout
 from astute_xero.validation import XeroChart
 from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
@@ -46,9 +46,6 @@ IDEMPOTENCY_IN_PROGRESS = 409  # Xero is still working on a request with this Id
 LATE_COMMIT_MARGIN_S = 60  # how long after our read timeout Xero may still commit a call we gave up on
 MAX_MINUTE_LIMIT_WAIT_S = 65  # the longest minute-limit Retry-After slept on (its window is 60 s); longer: Airflow retries
 MAX_ATTEMPTS = 5
-# After waiting for a slot and the minute budget, a token with less life than this is refreshed (outside
-# the slot) before the call: it could expire while the request is on its way.
-MIN_TOKEN_LIFE_AT_CALL = dt.timedelta(seconds=60)
 RATE_LIMIT_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
 
 T = TypeVar("T")
@@ -401,25 +398,23 @@ class XeroClient:
         retries can duplicate anything: Xero did not act on a 429 or a 401, and a read changes nothing.
 
         The token is made fresh before the organisation's concurrency slot is taken, never while holding
-        it: a refresh is a call to Xero's identity service behind a row lock shared by every worker, and
-        a slow one must not keep one of the organisation's 5 slots (nor its calls) waiting. It still
-        happens right before the call: waits for a slot and the minute budget are normally within a
-        minute, well inside the token's margin (REFRESH_MARGIN, 5 minutes), but the pacer allows longer
-        ones; if the wait left the token under MIN_TOKEN_LIFE_AT_CALL, the slot is given back unused,
-        the token refreshed outside it, and the slot taken again (once per attempt). That costs one call
-        of the minute budget, only after such a long wait; a token that expires in flight anyway is a
-        401, refreshed and retried like any other.
+        it: a refresh is a call to Xero's identity service behind a row lock shared by every worker, and a
+        slow one must not keep one of the organisation's 5 slots waiting. A token that expires during a long
+        wait for the slot or the budget is answered 401, refreshed and retried like any other.
+
+        A bounded wait for the slot or the budget that runs out is a failed call Xero never saw (outcome
+        known, with its api_log row): each step treats it like any other failure that is not the
+        organisation's own, so the other organisations go on and Airflow retries.
         """
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            requeued = False
-            while True:
-                self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
-                with self._pacer.call(tenant_id):  # may wait for a slot and for the minute budget
-                    life = self._token.expires_at - dt.datetime.now(dt.timezone.utc)
-                    if requeued or life > MIN_TOKEN_LIFE_AT_CALL:  # queue again at most once per attempt
-                        data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
-                        break
-                requeued = True  # the wait outlasted the token: slot released, refreshed outside it, queue again
+            self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
+            try:
+                with self._pacer.call(tenant_id):  # may wait (bounded) for a slot and for the minute budget
+                    data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
+            except PacingTimeout as timeout:
+                call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc),
+                               idempotency_key=idempotency_key, error=f"not sent: {timeout}")
+                raise XeroCallError(call.error, call, outcome_known=True) from None
             if error is None:
                 return data, call
             wait = self._retry_wait(error, call, attempt)

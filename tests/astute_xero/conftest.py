@@ -65,7 +65,7 @@ class Pipeline:
         return sum(1 for r in self.xero.backend.requests if r.method == "PUT" and r.path.endswith("/Invoices"))
 
 
-def sandbox_client(xero, app: XeroApp, database_url: str) -> XeroClient:
+def sandbox_client(xero, app: XeroApp, database_url: str, **pacer_options) -> XeroClient:
     """A XeroClient as the hook builds one, reaching the sandbox over HTTP, its state in this test's database."""
     settings = XeroConnectionSettings("xero_default", app.client_id, app.client_secret, app.refresh_token,
                                       api_url=xero.url, identity_url=xero.url)
@@ -73,7 +73,8 @@ def sandbox_client(xero, app: XeroApp, database_url: str) -> XeroClient:
     def connect() -> psycopg.Connection:
         return psycopg.connect(database_url, autocommit=True)
 
-    return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect), **SANDBOX_TIMEOUTS)
+    return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect, **pacer_options),
+                      **SANDBOX_TIMEOUTS)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 from astute_xero import allocation, chunk_planning, contacts, report, run_summary, run_validation, sync_state
 from astute_xero.chunk_export import export_chunk
 from astute_xero.migrations import apply_migrations
+from astute_xero.pacing import Pacer
 from astute_xero.validation import DocumentValidator
 from astute_xero.xero_client import XeroClient
 from devtools.astute_data import AstuteData, Line
@@ -364,3 +365,30 @@ def test_a_transient_404_on_an_allocation_is_left_for_the_retry_not_recorded_as_
     orgs.assert_others_finished("A", "B", "C")
     (note,) = [x for x in orgs.xero.backend.credit_notes(ORGS["A"])]
     assert len(note["Allocations"]) == 1
+
+
+def test_a_wait_for_an_organisations_slot_that_runs_out_is_contained_and_logged(orgs, database_url):
+    """Another worker holds all five of A's concurrency slots; the wait is bounded. Nothing is sent to A,
+    its api_log says why, B and C are linked, and Airflow's retry does A."""
+    orgs.start()
+    orgs.validate()
+    impatient = sandbox_client(orgs.xero, orgs.app, database_url, max_slot_wait=dt.timedelta(seconds=0.3))
+    holders = [Pacer(lambda: psycopg.connect(database_url, autocommit=True)) for _ in range(5)]
+    held = [holder.call(ORGS["A"]) for holder in holders]
+    for slot in held:
+        slot.__enter__()
+    try:
+        with pytest.raises(contacts.ContactsUnfinished, match="slot"):
+            contacts.resolve_contacts(orgs.db, impatient, orgs.run_id)
+    finally:
+        for slot in held:
+            slot.__exit__(None, None, None)
+        for holder in holders:
+            holder.close()
+        impatient.close()
+    linked = {row[0] for row in orgs.db.execute("SELECT tenant_id FROM xero_sync.contact_link")}
+    assert linked == {ORGS["B"], ORGS["C"]}
+    (row,) = [r for r in orgs.api_log("A") if r[1] == "Contacts"]
+    assert row[2] is None and row[3].startswith("not sent:") and "slot" in row[3]
+    assert orgs.resolve_contacts().organisations_stopped == 0  # the retry, once A's slots are free
+    assert {row[0] for row in orgs.db.execute("SELECT tenant_id FROM xero_sync.contact_link")} == set(ORGS.values())
