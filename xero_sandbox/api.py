@@ -362,7 +362,9 @@ class SandboxApi:
         rest = segments[1:]
         method = req.method
         with self.backend.lock:
-            tenant = self.backend.tenants[tenant_id]
+            tenant = self.backend.tenants.get(tenant_id)
+            if tenant is None:  # removed (a reset) while this request waited: as if never connected
+                return problem(403, "Forbidden", "AuthenticationUnsuccessful")
             ledger = Ledger(tenant, self.backend.clock)
             try:
                 if method == "GET" and not rest and resource in ("organisation", "accounts", "taxrates", "currencies"):
