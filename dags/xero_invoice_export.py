@@ -8,19 +8,25 @@ A credit note is then allocated to the invoice it credits.
 
 1. **start_export_run** applies the `xero_sync` migrations and records which entities
    are exported or skipped (and why).
-2. **extract_documents** lists the Sent, not-yet-exported invoices and credit notes (ids only).
+2. **extract_documents** lists the Sent, not-yet-exported invoices and credit notes (ids only): per
+   organisation, oldest first, only as many as this run can send (its share of Airflow's map limit and
+   what is left of its day at Xero), plus those held back before (checked again).
 3. **validate_documents** checks them with Great Expectations against each organisation's
    chart (accounts, tax rates, currencies, tracking categories) and Xero's field limits:
    invalid ones are held back with a reason.
-4. **resolve_contacts** links each customer to its Xero Contact (by name; created if absent).
+4. **resolve_contacts** links each customer to its Xero Contact (by name; created if absent),
+   every organisation side by side (so do the chart reads and the allocations).
 5. **plan_chunks** groups them in chunks of at most 100 documents of one kind (under 3.5 MB).
    A credit note whose invoice is not in Xero (and not going now) waits for it.
-6. **export_invoice_chunk** sends one invoice chunk per mapped task, in the `xero_api` pool;
+6. **export_invoice_chunk** sends one invoice chunk per mapped task, in the `xero_api` pool,
+   organisations round-robin, each at most 5 calls at once and within its minute and day;
    then **export_credit_note_chunk** the credit notes, once the invoices are in.
 7. **allocate_credit_notes** applies each credit note to its invoice, for no more than
    Xero allows (the credit left, the amount due).
 8. **write_back_run** records the run's outcome; **summarise_run** logs the summary
    per entity and writes the Xero Integration report.
+9. **continue_backlog**: while an organisation still has documents waiting, triggers the run that
+   continues them (same scope), at once or when Xero's daily budget returns.
 
 State, flags and the API log live in the `xero_sync` schema of the Astute database.
 """
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero import tasks
@@ -86,6 +93,11 @@ SUMMARY_TIMEOUT = dt.timedelta(hours=1)
             None, type=["null", "string"], format="date", title="Dated up to",
             description="Only invoices and credit notes dated on or before this day. Empty: up to the run's data "
             "interval end.",
+        ),
+        "continues_run_id": Param(
+            None, type=["null", "integer"], title="Continues export run",
+            description="Set by a run that left a backlog (Xero's daily limit, Airflow's map limit) when it triggers "
+            "the run that continues it. Leave empty.",
         ),
     },
 )
@@ -147,6 +159,22 @@ def xero_invoice_export():
     def summarise_run(export_run_id: int) -> dict:
         return tasks.summarise_run(export_run_id)
 
+    # The next run of a backlog, with the same scope; Airflow's scheduler holds it until `run_after`, so
+    # nothing waits on a worker for Xero's day to return. A retried task finds the run already there.
+    @task(trigger_rule="all_done", execution_timeout=SMALL_STEP_TIMEOUT)
+    def continue_backlog(export_run_id: int) -> str | None:
+        context = get_current_context()
+        follow = tasks.continue_backlog(export_run_id)
+        if follow is None:
+            return None
+        not_before = dt.datetime.fromisoformat(follow["not_before"]) if follow["not_before"] else None
+        TriggerDagRunOperator(
+            task_id="continue_backlog", trigger_dag_id=context["dag"].dag_id,
+            trigger_run_id=f"continues_{export_run_id}", conf=follow["conf"], logical_date=None,
+            run_after=not_before or dt.datetime.now(dt.timezone.utc), skip_when_already_exists=True,
+        ).execute(context)
+        return f"continues_{export_run_id}"
+
     export_run_id = start_export_run()  # "run_id" is Airflow's own context key: ours is the xero_sync run
     extracted = extract_documents(export_run_id)
     validated = validate_documents(export_run_id)
@@ -160,7 +188,7 @@ def xero_invoice_export():
     written = write_back_run(export_run_id)
     extracted >> validated >> linked >> planned >> invoice_keys
     invoices >> credit_note_keys
-    credit_notes >> allocated >> written >> summarise_run(export_run_id)
+    credit_notes >> allocated >> written >> summarise_run(export_run_id) >> continue_backlog(export_run_id)
 
 
 xero_invoice_export()

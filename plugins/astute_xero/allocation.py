@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from xero_python.accounting import Allocation, CreditNote, Invoice
 
-from astute_xero import sync_state
+from astute_xero import organisations, sync_state
 from astute_xero.documents import CREDIT_NOTE, INVOICE
 from astute_xero.reconciliation import is_history_copy
 from astute_xero.sql import load_sql
@@ -86,17 +86,22 @@ def allocation_amount(remaining_credit: Decimal, amount_due: Decimal) -> Decimal
     return max(Decimal("0"), min(remaining_credit, amount_due)).quantize(CENT)
 
 
-def allocate_run(conn: psycopg.Connection, client: XeroClient, run_id: int) -> AllocationSummary:
-    """Every organisation of the run, one after the other; one organisation's trouble is that organisation's."""
+def allocate_run(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, each: organisations.Runner | None = None
+) -> AllocationSummary:
+    """Every organisation of the run (side by side when `each` says so); one organisation's trouble is that
+    organisation's."""
+    each = each or organisations.one_by_one(conn, client)
+    tenants = sync_state.exporting_tenants(conn, run_id)
+    outcomes = each(tenants, lambda conn, client, tenant_id, label: allocate_tenant(conn, client, run_id, tenant_id, label))
+    organisations.raise_unexpected(outcomes, XeroCallError)
     totals = {"allocated": 0, "nothing": 0, "failed": 0, "stopped": 0}
     unknown: list[str] = []
     later: list[str] = []
-    for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
-        try:
-            outcome = allocate_tenant(conn, client, run_id, tenant_id, organisation)
-        except XeroCallError as error:  # not the organisation's own trouble (no answer, a minute limit): retry
-            log.warning("organisation %s (%s): allocations left for the retry: %s", organisation, tenant_id, error)
-            later.append(f"{organisation}: {error}")
+    for (tenant_id, organisation), outcome in zip(tenants, outcomes):
+        if isinstance(outcome, XeroCallError):  # not the organisation's own trouble (no answer, a minute limit): retry
+            log.warning("organisation %s (%s): allocations left for the retry: %s", organisation, tenant_id, outcome)
+            later.append(f"{organisation}: {outcome}")
             continue
         for status, count in outcome.counts.items():
             totals[status] += count

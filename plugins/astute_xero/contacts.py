@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import psycopg
 
-from astute_xero import sync_state
+from astute_xero import organisations, sync_state
 from astute_xero.sql import load_sql
 from astute_xero.xero_client import ApiCall, XeroCallError, XeroClient
 
@@ -60,16 +60,23 @@ def name_key(name: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
-def resolve_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int) -> ContactResolution:
-    """Every organisation of the run, one after the other; one organisation's trouble is that organisation's."""
+def resolve_contacts(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, each: organisations.Runner | None = None
+) -> ContactResolution:
+    """Every organisation of the run (side by side when `each` says so); one organisation's trouble is that
+    organisation's."""
+    each = each or organisations.one_by_one(conn, client)
+    tenants = sync_state.exporting_tenants(conn, run_id)
+    outcomes = each(tenants, lambda conn, client, tenant_id, label: resolve_tenant_contacts(conn, client, run_id, tenant_id))
+    organisations.raise_unexpected(outcomes, XeroCallError)
     total = ContactResolution(0, 0, 0)
     unfinished: list[str] = []
-    for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
-        try:
-            total += resolve_tenant_contacts(conn, client, run_id, tenant_id)
-        except XeroCallError as error:
-            log.warning("organisation %s (%s): contacts not resolved, left for the retry: %s", organisation, tenant_id, error)
-            unfinished.append(f"{organisation} ({tenant_id}): {error}")
+    for (tenant_id, organisation), outcome in zip(tenants, outcomes):
+        if isinstance(outcome, XeroCallError):
+            log.warning("organisation %s (%s): contacts not resolved, left for the retry: %s", organisation, tenant_id, outcome)
+            unfinished.append(f"{organisation} ({tenant_id}): {outcome}")
+        else:
+            total += outcome
     if unfinished:
         raise ContactsUnfinished(
             f"customers of {len(unfinished)} organisation(s) could not be linked to Xero Contacts "

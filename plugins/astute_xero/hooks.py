@@ -3,8 +3,11 @@
 xero_default: login = client id, password = client secret, extra =
 {"api_url", "identity_url", "refresh_token"} (api_url defaults to
 https://api.xero.com, identity_url to https://identity.xero.com), and optionally
-"read_timeout_s" (default 120) and "late_commit_margin_s" (default 60). Both work
-from AIRFLOW_CONN_* environment variables in JSON form.
+"read_timeout_s" (default 120) and "late_commit_margin_s" (default 60), and "limits": Xero's
+limits the pacer plans with, every key optional (defaults: Xero's published limits), e.g.
+{"per_minute": 60, "per_day": 5000, "concurrent": 5, "app_per_minute": 10000,
+ "organisations": {"<tenant id>": {"per_day": 1000}}} for an organisation on Xero's Starter tier
+(see pacing.XeroLimits). Both work from AIRFLOW_CONN_* environment variables in JSON form.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook
 
-from astute_xero.pacing import Pacer
+from astute_xero.pacing import Pacer, XeroLimits
 from astute_xero.xero_client import ApiCall, XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
 
@@ -58,9 +61,19 @@ class XeroHook(BaseHook):
             **optional,
         )
 
+    def limits(self) -> XeroLimits:
+        extra = self.get_connection(self.xero_conn_id).extra_dejson
+        try:
+            return XeroLimits.from_config(extra.get("limits"))
+        except ValueError as error:
+            raise ValueError(f"Airflow connection '{self.xero_conn_id}', extra.{error}") from None
+
+    def pacer(self) -> Pacer:
+        return Pacer(astute_connection, limits=self.limits(), app_key=self.get_connection(self.xero_conn_id).login)
+
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
         settings = self.settings()
         tokens = TokenStore(astute_connection, settings, refresh_with_sdk)
         extra = self.get_connection(self.xero_conn_id).extra_dejson
         timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
-        return XeroClient(settings, tokens, Pacer(astute_connection), on_retried_call=on_retried_call, **timeouts)
+        return XeroClient(settings, tokens, self.pacer(), on_retried_call=on_retried_call, **timeouts)

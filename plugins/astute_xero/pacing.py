@@ -1,32 +1,37 @@
-"""Xero's rate limits as a budget shared by every worker, through PostgreSQL.
+"""Xero's rate limits as budgets shared by every worker, through PostgreSQL, per organisation.
 
-Per organisation Xero allows 60 calls a minute and 5 in progress at once. The
-`xero_api` pool caps our tasks, but several tasks (and the validation and
-contact steps) can call one organisation at the same moment, so each call first
-takes a concurrency slot (a session advisory lock: released with the connection
-if the worker dies) and a call from the organisation's minute budget (a locked
-row in xero_sync.rate_budget). A 429 blocks the budget for every worker until
-its Retry-After has passed.
+Per organisation Xero allows 5 calls in progress at once, 60 a minute and 5,000 a day (1,000 on its
+Starter tier); per app, 10,000 a minute across every organisation. The limits come from the
+xero_default connection (`XeroLimits.from_config`: Xero's published figures by default, with
+per-organisation overrides). Before each request a worker takes one of the organisation's concurrency
+slots (a session advisory lock: released with the connection if the worker dies), then a call from
+its minute, its day and the app's minute (locked rows in xero_sync.rate_budget). After each answer
+the counts are corrected from what Xero says is left (`X-MinLimit-Remaining`, `X-DayLimit-Remaining`,
+`X-AppMinLimit-Remaining`). A 429 blocks the budget for every worker until its Retry-After has
+passed, and aligns our minute with Xero's.
 
-No wait is unbounded: a worker that cannot get a slot within MAX_SLOT_WAIT, or a
-call from the budget within MAX_BUDGET_WAIT, raises PacingTimeout naming the
-organisation and what it waited for (nothing was sent, so a retry is safe).
+Organisations never wait for each other: each has its own slots and rows. No wait is unbounded: a
+worker that cannot get a slot within MAX_SLOT_WAIT, or a call from the minute budget within
+MAX_BUDGET_WAIT, raises PacingTimeout naming the organisation and what it waited for (nothing was
+sent, so a retry is safe). A spent day is not waited for: DayBudgetSpent says when it returns.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import psycopg
 
 from astute_xero.sql import load_sql
 
-CALLS_PER_MINUTE = 55  # Xero's 60, less a margin for its window not being ours
-CONCURRENT_CALLS = 5
-WINDOW = dt.timedelta(seconds=60)
+# Our minute is a little longer than Xero's: our window opens when a call is taken, Xero's when it
+# arrives, so a call taken at the very start of our next minute never lands in the end of Xero's last.
+WINDOW_SKEW = 1 / 60
 SLOT_POLL_S = 0.05
 # Longer than Xero's minute window: a free budget is always reached sooner unless something is wrong
 # (e.g. a Retry-After that outlasts it, which fails at once).
@@ -36,20 +41,106 @@ MAX_BUDGET_WAIT = dt.timedelta(minutes=10)
 MAX_SLOT_WAIT = dt.timedelta(minutes=15)
 
 
+@dataclass(frozen=True)
+class OrganisationLimits:
+    """What Xero allows one organisation (defaults: Xero's published limits)."""
+
+    per_minute: int = 60
+    per_day: int = 5000
+    concurrent: int = 5
+    minute_s: float = 60.0
+    day_s: float = 86400.0
+
+    @property
+    def window(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.minute_s * (1 + WINDOW_SKEW))
+
+    @property
+    def day(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.day_s)
+
+
+@dataclass(frozen=True)
+class XeroLimits:
+    """Xero's limits for one app: every organisation's (with overrides, e.g. the Starter tier's 1,000 calls
+    a day), and the app-wide minute across all of them."""
+
+    default: OrganisationLimits = OrganisationLimits()
+    app_per_minute: int = 10000
+    organisations: Mapping[str, OrganisationLimits] = field(default_factory=dict)
+
+    def of(self, tenant_id: str) -> OrganisationLimits:
+        return self.organisations.get(tenant_id, self.default)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> XeroLimits:
+        """The `limits` object of the xero_default connection's extra, e.g.
+        {"per_day": 5000, "organisations": {"<tenant id>": {"per_day": 1000}}}; every key optional.
+
+        Unknown keys and values that are not positive numbers are refused with what is wrong, so that a
+        typo never silently leaves an organisation planned at Xero's default.
+        """
+        config = dict(config or {})
+        names = {f.name for f in fields(OrganisationLimits)}
+        overrides = config.pop("organisations", None) or {}
+        app_per_minute = config.pop("app_per_minute", 10000)
+
+        def organisation(base: OrganisationLimits, values: Mapping[str, Any], where: str) -> OrganisationLimits:
+            unknown = sorted(set(values) - names)
+            if unknown:
+                raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}.")
+            for name, value in values.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                    raise ValueError(f"{where}.{name} must be a positive number, not {value!r}.")
+            converted = {k: (float(v) if k.endswith("_s") else int(v)) for k, v in values.items()}
+            return replace(base, **converted)
+
+        if isinstance(app_per_minute, bool) or not isinstance(app_per_minute, int) or app_per_minute <= 0:
+            raise ValueError(f"limits.app_per_minute must be a positive integer, not {app_per_minute!r}.")
+        if not isinstance(overrides, Mapping):
+            raise ValueError("limits.organisations must map Xero tenant ids to their limits.")
+        default = organisation(OrganisationLimits(), config, "limits")
+        return cls(
+            default=default,
+            app_per_minute=app_per_minute,
+            organisations={
+                str(tenant): organisation(default, values or {}, f"limits.organisations[{tenant}]")
+                for tenant, values in overrides.items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class DayBudget:
+    """What is left of an organisation's day, by our count corrected with Xero's headers."""
+
+    tenant_id: str
+    remaining: int
+    per_day: int
+    returns_at: dt.datetime | None  # when the day's calls come back (None: none used yet)
+
+
 class PacingTimeout(RuntimeError):
     """A call to an organisation waited longer than its bound for a slot or for the budget. Nothing was sent."""
 
 
+class DayBudgetSpent(RuntimeError):
+    """The organisation's calls of the day are used up (by our count, Xero's headers or its 429). Nothing was sent."""
+
+    def __init__(self, message: str, returns_at: dt.datetime | None):
+        super().__init__(message)
+        self.returns_at = returns_at
+
+
 class Pacer:
-    """Takes a slot and a budgeted call before each request to an organisation."""
+    """Takes a slot and a budgeted call (minute, day, app minute) before each request to an organisation."""
 
     def __init__(
         self,
         connect: Callable[[], psycopg.Connection],
         *,
-        per_minute: int = CALLS_PER_MINUTE,
-        concurrent: int = CONCURRENT_CALLS,
-        window: dt.timedelta = WINDOW,
+        limits: XeroLimits = XeroLimits(),
+        app_key: str = "app",
         sleep: Callable[[float], None] = time.sleep,
         max_slot_wait: dt.timedelta = MAX_SLOT_WAIT,
         max_budget_wait: dt.timedelta = MAX_BUDGET_WAIT,
@@ -57,9 +148,8 @@ class Pacer:
     ):
         self._connect = connect
         self._conn: psycopg.Connection | None = None
-        self._per_minute = per_minute
-        self._window = window
-        self._concurrent = concurrent
+        self.limits = limits
+        self._app_row = f"app:{app_key}"
         self._sleep = sleep
         self._max_slot_wait_s = max_slot_wait.total_seconds()
         self._max_budget_wait_s = max_budget_wait.total_seconds()
@@ -78,6 +168,7 @@ class Pacer:
 
     @contextmanager
     def call(self, tenant_id: str) -> Iterator[None]:
+        self._check_day(tenant_id)  # a spent day is known before a slot is taken
         slot = self._take_slot(tenant_id)
         try:
             self._take_budget(tenant_id)
@@ -86,19 +177,75 @@ class Pacer:
             self._db.execute(load_sql("rate_slot_release"), {"tenant_id": tenant_id, "slot": slot})
 
     def block(self, tenant_id: str, seconds: float) -> None:
-        """Xero said 'minute limit': no worker calls this organisation for `seconds`."""
+        """Xero said 'minute limit' with a Retry-After: no worker calls this organisation for `seconds`, and our
+        minute restarts when Xero's does (the count full until then), so the windows stay aligned."""
+        window = self.limits.of(tenant_id).window
         with self._db.transaction():
-            self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": tenant_id})
-            started, calls, blocked_until, now = self._db.execute(
-                load_sql("rate_budget_lock"), {"tenant_id": tenant_id}
-            ).fetchone()
-            until = now + dt.timedelta(seconds=seconds)
-            self._update(tenant_id, started, calls, max(filter(None, [blocked_until, until])))
+            budget = self._lock(tenant_id)
+            until = budget["now"] + dt.timedelta(seconds=seconds)
+            until = max(filter(None, [budget["blocked_until"], until]))
+            self._update(tenant_id, budget, window_started_at=until - window,
+                         calls=self.limits.of(tenant_id).per_minute, blocked_until=until)
+
+    def block_day(self, tenant_id: str, seconds: float | None) -> None:
+        """Xero said 'day limit': the organisation's day is spent until its Retry-After (else a whole day)."""
+        limits = self.limits.of(tenant_id)
+        with self._db.transaction():
+            budget = self._lock(tenant_id)
+            until = budget["now"] + (dt.timedelta(seconds=seconds) if seconds else limits.day)
+            self._update(tenant_id, budget, day_calls=limits.per_day, day_blocked_until=until,
+                         day_started_at=budget["day_started_at"] or budget["now"])
+
+    def observe(self, tenant_id: str, started_at: dt.datetime, rate_limits: Mapping[str, int]) -> None:
+        """Correct our counts with what Xero says is left after a call that started at `started_at` (each
+        count only ever raised, and only for a window that was already open when the call started)."""
+        limits = self.limits.of(tenant_id)
+        minute_left = rate_limits.get("X-MinLimit-Remaining")
+        day_left = rate_limits.get("X-DayLimit-Remaining")
+        app_left = rate_limits.get("X-AppMinLimit-Remaining")
+        if minute_left is None and day_left is None and app_left is None:
+            return
+        self._db.execute(
+            load_sql("rate_budget_observe"),
+            {
+                "tenant_id": tenant_id,
+                "app_row": self._app_row,
+                "started_at": started_at,
+                "minute_used": None if minute_left is None else limits.per_minute - minute_left,
+                "day_used": None if day_left is None else limits.per_day - day_left,
+                "app_used": None if app_left is None else self.limits.app_per_minute - app_left,
+            },
+        )
+
+    def day_budgets(self, tenant_ids: list[str]) -> dict[str, DayBudget]:
+        """What is left of each organisation's day, for planning a run inside it."""
+        rows = {
+            tenant: (day_started_at, day_calls, day_blocked_until, now)
+            for tenant, day_started_at, day_calls, day_blocked_until, now in self._db.execute(
+                load_sql("rate_budget_days"), {"tenant_ids": tenant_ids}
+            )
+        }
+        budgets = {}
+        for tenant in tenant_ids:
+            limits = self.limits.of(tenant)
+            if tenant not in rows:
+                budgets[tenant] = DayBudget(tenant, limits.per_day, limits.per_day, None)
+                continue
+            day_started_at, day_calls, day_blocked_until, now = rows[tenant]
+            budgets[tenant] = _day_budget(tenant, limits, day_started_at, day_calls, day_blocked_until, now)
+        return budgets
+
+    # --- internals ------------------------------------------------------------------------
+    def _check_day(self, tenant_id: str) -> None:
+        budget = self.day_budgets([tenant_id])[tenant_id]
+        if budget.remaining <= 0:
+            raise DayBudgetSpent(_day_spent_message(budget), budget.returns_at)
 
     def _take_slot(self, tenant_id: str) -> int:
+        concurrent = self.limits.of(tenant_id).concurrent
         started = self._clock()
         while True:
-            for slot in range(self._concurrent):
+            for slot in range(concurrent):
                 (taken,) = self._db.execute(load_sql("rate_slot_try"), {"tenant_id": tenant_id, "slot": slot}).fetchone()
                 if taken:
                     return slot
@@ -106,7 +253,7 @@ class Pacer:
             if waited >= self._max_slot_wait_s:
                 raise PacingTimeout(
                     f"waited {waited:.1f} s for one of Xero organisation {tenant_id}'s call slots "
-                    f"({_calls(self._concurrent)} in progress at once allowed; every slot held by another worker) "
+                    f"({_calls(concurrent)} in progress at once allowed; every slot held by another worker) "
                     "and gave up: the bound is "
                     f"{self._max_slot_wait_s:g} s. Nothing was sent. A worker may be stuck in a call; its slot is "
                     "freed when its database connection closes."
@@ -114,49 +261,99 @@ class Pacer:
             self._wait(min(SLOT_POLL_S, self._max_slot_wait_s - waited))
 
     def _take_budget(self, tenant_id: str) -> None:
+        limits = self.limits.of(tenant_id)
         started = self._clock()
         while True:
             with self._db.transaction():
-                self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": tenant_id})
-                window_started, calls, blocked_until, now = self._db.execute(
-                    load_sql("rate_budget_lock"), {"tenant_id": tenant_id}
-                ).fetchone()
-                blocked = blocked_until is not None and blocked_until > now
-                if blocked:
-                    wait = (blocked_until - now).total_seconds()
-                elif now - window_started >= self._window:
-                    self._update(tenant_id, now, 1, blocked_until)
-                    return
-                elif calls < self._per_minute:
-                    self._update(tenant_id, window_started, calls + 1, blocked_until)
-                    return
-                else:
-                    wait = (window_started + self._window - now).total_seconds()
+                budget = self._lock(tenant_id)
+                now = budget["now"]
+                day = _day_budget(tenant_id, limits, budget["day_started_at"], budget["day_calls"],
+                                  budget["day_blocked_until"], now)
+                if day.remaining <= 0:
+                    raise DayBudgetSpent(_day_spent_message(day), day.returns_at)
+                wait, blocked = self._minute_wait(budget, limits.per_minute, limits.window)
+                app_wait = 0.0
+                if wait == 0:
+                    app = self._lock(self._app_row)
+                    app_wait, _ = self._minute_wait(app, self.limits.app_per_minute, self.limits.default.window)
+                    if app_wait == 0:
+                        self._count(self._app_row, app, self.limits.default.window)
+                        self._count(tenant_id, budget, limits.window, day=limits)
+                        return
+                wait = max(wait, app_wait)
             waited = self._clock() - started
             if blocked and waited + wait > self._max_budget_wait_s:
                 # A block only ever grows: the wait cannot end within the bound, so say so now.
                 raise PacingTimeout(
                     f"Xero organisation {tenant_id} is blocked by its minute limit (a 429's Retry-After) for another "
-                    f"{wait:.0f} s, until {blocked_until:%Y-%m-%d %H:%M:%S %Z}: longer than the bound of "
+                    f"{wait:.0f} s, until {budget['blocked_until']:%Y-%m-%d %H:%M:%S %Z}: longer than the bound of "
                     f"{self._max_budget_wait_s:g} s on waiting for its budget. Nothing was sent."
                 )
             if waited >= self._max_budget_wait_s:
                 raise PacingTimeout(
                     f"waited {waited:.1f} s for a call from Xero organisation {tenant_id}'s minute budget "
-                    f"({_calls(self._per_minute)} per {self._window.total_seconds():g} s, shared by every worker) "
+                    f"({_calls(limits.per_minute)} per {limits.minute_s:g} s, shared by every worker"
+                    f"{'; the app-wide minute was full' if app_wait else ''}) "
                     f"and gave up: the bound is {self._max_budget_wait_s:g} s. Nothing was sent."
                 )
             self._wait(min(max(wait, SLOT_POLL_S), self._max_budget_wait_s - waited))
 
-    def _update(self, tenant_id: str, started: dt.datetime, calls: int, blocked_until: dt.datetime | None) -> None:
-        self._db.execute(
-            load_sql("rate_budget_update"),
-            {"tenant_id": tenant_id, "window_started_at": started, "calls": calls, "blocked_until": blocked_until},
+    @staticmethod
+    def _minute_wait(budget: dict[str, Any], per_minute: int, window: dt.timedelta) -> tuple[float, bool]:
+        """(seconds to wait before this row's minute has a call, whether a 429's block is why); 0: now."""
+        now = budget["now"]
+        if budget["blocked_until"] is not None and budget["blocked_until"] > now:
+            return (budget["blocked_until"] - now).total_seconds(), True
+        if now - budget["window_started_at"] >= window or budget["calls"] < per_minute:
+            return 0.0, False
+        return (budget["window_started_at"] + window - now).total_seconds(), False
+
+    def _count(self, row: str, budget: dict[str, Any], window: dt.timedelta, day: OrganisationLimits | None = None) -> None:
+        """One call more in the row's minute (a new minute when the last has passed) and, for an organisation,
+        in its day (a new day likewise)."""
+        now = budget["now"]
+        changes: dict[str, Any] = (
+            {"window_started_at": now, "calls": 1} if now - budget["window_started_at"] >= window
+            else {"calls": budget["calls"] + 1}
         )
+        if day is not None:
+            day_open = budget["day_started_at"] is not None and now - budget["day_started_at"] < day.day
+            changes.update({"day_calls": budget["day_calls"] + 1} if day_open
+                           else {"day_started_at": now, "day_calls": 1, "day_blocked_until": None})
+        self._update(row, budget, **changes)
+
+    def _lock(self, row: str) -> dict[str, Any]:
+        self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": row})
+        values = self._db.execute(load_sql("rate_budget_lock"), {"tenant_id": row}).fetchone()
+        names = ("window_started_at", "calls", "blocked_until", "day_started_at", "day_calls", "day_blocked_until", "now")
+        return dict(zip(names, values))
+
+    def _update(self, row: str, budget: dict[str, Any], **changes: Any) -> None:
+        values = {**budget, **changes}
+        values.pop("now")
+        self._db.execute(load_sql("rate_budget_update"), {"tenant_id": row, **values})
 
     def _wait(self, seconds: float) -> None:
         self.waited_s += seconds
         self._sleep(seconds)
+
+
+def _day_budget(tenant_id: str, limits: OrganisationLimits, day_started_at: dt.datetime | None, day_calls: int,
+                day_blocked_until: dt.datetime | None, now: dt.datetime) -> DayBudget:
+    if day_blocked_until is not None and day_blocked_until > now:
+        return DayBudget(tenant_id, 0, limits.per_day, day_blocked_until)
+    if day_started_at is None or now - day_started_at >= limits.day:
+        return DayBudget(tenant_id, limits.per_day, limits.per_day, None)
+    return DayBudget(tenant_id, max(0, limits.per_day - day_calls), limits.per_day, day_started_at + limits.day)
+
+
+def _day_spent_message(budget: DayBudget) -> str:
+    returns = f", until {budget.returns_at:%Y-%m-%d %H:%M %Z}" if budget.returns_at else ""
+    return (
+        f"Xero organisation {budget.tenant_id} has used its {_calls(budget.per_day)} of the day{returns} (Xero's "
+        "daily limit, counted by every worker and corrected from Xero's X-DayLimit-Remaining). Nothing was sent; "
+        "its remaining invoices and credit notes go when its budget returns."
+    )
 
 
 def _calls(n: int) -> str:

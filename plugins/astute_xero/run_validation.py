@@ -1,7 +1,7 @@
 """Validate a run's selected invoices and credit notes, organisation by organisation, batch by batch.
 
-The chart of each organisation (Accounts, TaxRates, Currencies) is read from
-Xero once per run. Documents and their lines stream out of PostgreSQL in keyset
+The chart of each organisation (Accounts, TaxRates, Currencies, TrackingCategories) is
+read from Xero once per run, every organisation's at once. Documents and their lines stream out of PostgreSQL in keyset
 batches, are validated by columns, and the verdicts go back in bulk: issues by
 COPY, stages by one UPDATE per batch.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from astute_xero import sync_state
+from astute_xero import organisations, sync_state
 from astute_xero.documents import KINDS
 from astute_xero.sql import load_sql
-from astute_xero.validation import DocumentValidator, header_frame, line_frame
+from astute_xero.validation import DocumentValidator, XeroChart, header_frame, line_frame
 from astute_xero.xero_client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
@@ -31,27 +31,26 @@ class ValidationSummary:
     organisations_stopped: int
 
 
-def validate_run(conn: psycopg.Connection, client: XeroClient, run_id: int, validator: DocumentValidator) -> ValidationSummary:
+def validate_run(
+    conn: psycopg.Connection,
+    client: XeroClient,
+    run_id: int,
+    validator: DocumentValidator,
+    each: organisations.Runner | None = None,
+) -> ValidationSummary:
+    """Read every organisation's chart (side by side when `each` says so), then validate its documents."""
+    each = each or organisations.one_by_one(conn, client)
     checked = held = stopped = 0
-    for tenant_id, organisation in sync_state.exporting_tenants(conn, run_id):
-        try:
-            chart, calls = client.chart(tenant_id, organisation)
-        except XeroCallError as error:
-            with conn.transaction():
-                sync_state.record_api_call(conn, run_id, error.call)
-            # The organisation's own trouble (403: the app is disconnected from it; its daily limit; Xero still
-            # failing after the client's retries) stops it for the run, with the reason, and the others go on.
-            reason = error.organisation_stop_reason()
-            if reason is None:
-                raise  # no answer, a minute limit that persisted: worth Airflow's retry
-            sync_state.stop_tenant(conn, run_id, tenant_id, reason)
-            log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+    tenants = sync_state.exporting_tenants(conn, run_id)
+    charts = each(tenants, lambda conn, client, tenant_id, label: _read_chart(conn, client, run_id, tenant_id, label))
+    organisations.raise_unexpected(charts, XeroCallError)
+    unread = [chart for chart in charts if isinstance(chart, XeroCallError)]
+    for (tenant_id, organisation), chart in zip(tenants, charts):
+        if isinstance(chart, XeroCallError):
+            continue  # no answer, a minute limit that persisted: raised below, for Airflow's retry
+        if chart is None:
             stopped += 1
             continue
-        with conn.transaction():
-            for call in calls:
-                sync_state.record_api_call(conn, run_id, call)
-
         for kind in KINDS.values():
             after = 0
             while True:
@@ -82,6 +81,30 @@ def validate_run(conn: psycopg.Connection, client: XeroClient, run_id: int, vali
                 held += len(held_ids)
                 after = document_ids[-1]
         log.info("organisation %s (%s): %d document(s) checked so far, %d held back", organisation, tenant_id, checked, held)
+    conn.execute(load_sql("document_hold_refresh"), {"run_id": run_id})
     conn.execute("UPDATE xero_sync.export_run SET documents_held = %s WHERE run_id = %s", (held, run_id))
     sync_state.refresh_work_list_statistics(conn)
+    if unread:
+        raise unread[0]  # every other organisation's documents are validated; the retry reads this chart again
     return ValidationSummary(checked, held, stopped)
+
+
+def _read_chart(conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, organisation: str) -> XeroChart | None:
+    """The organisation's chart, its calls logged; None when the organisation's own trouble (403: the app is
+    disconnected from it; its daily limit; Xero still failing after the client's retries) stops it for the
+    run, with the reason. Anything else raises, for Airflow's retry."""
+    try:
+        chart, calls = client.chart(tenant_id, organisation)
+    except XeroCallError as error:
+        with conn.transaction():
+            sync_state.record_api_call(conn, run_id, error.call)
+        reason = error.organisation_stop_reason()
+        if reason is None:
+            raise
+        sync_state.stop_tenant(conn, run_id, tenant_id, reason)
+        log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+        return None
+    with conn.transaction():
+        for call in calls:
+            sync_state.record_api_call(conn, run_id, call)
+    return chart

@@ -68,12 +68,16 @@ class EntityDecision:
     detail: str | None
 
 
-def start_run(conn: psycopg.Connection, *, kind: str, dag_id: str, airflow_run_id: str, scope: RunScope) -> int:
+def start_run(
+    conn: psycopg.Connection, *, kind: str, dag_id: str, airflow_run_id: str, scope: RunScope,
+    continues_run_id: int | None = None,
+) -> int:
     """Open (or reopen, on a retry) the run and rebuild its work tables from scratch."""
     with conn.transaction():
         (run_id,) = conn.execute(
             load_sql("run_start"),
-            {"kind": kind, "dag_id": dag_id, "airflow_run_id": airflow_run_id, "params": Jsonb(scope.as_json())},
+            {"kind": kind, "dag_id": dag_id, "airflow_run_id": airflow_run_id, "params": Jsonb(scope.as_json()),
+             "continues_run_id": continues_run_id},
         ).fetchone()
         conn.execute(load_sql("run_reset_work"), {"run_id": run_id})
     return run_id
@@ -101,12 +105,18 @@ def decide_entities(conn: psycopg.Connection, run_id: int, entity_ids: list[int]
     ]
 
 
-def select_documents(conn: psycopg.Connection, run_id: int, scope: RunScope) -> dict[str, int]:
-    """Put every eligible invoice's and credit note's id in the run's work list; return how many of each."""
+def select_documents(
+    conn: psycopg.Connection, run_id: int, scope: RunScope, capacity: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Put the eligible invoices' and credit notes' ids in the run's work list, oldest first, no more per
+    organisation than `capacity` (documents per tenant id; None: every one), plus every document an earlier
+    validation held back; return how many of each kind."""
+    capacity = capacity or {}
     with conn.transaction():
         conn.execute(
             load_sql("select_documents"),
-            {"run_id": run_id, "date_from": scope.date_from, "date_to": scope.date_to},
+            {"run_id": run_id, "date_from": scope.date_from, "date_to": scope.date_to,
+             "tenants": list(capacity), "capacities": list(capacity.values())},
         )
         selected = dict(
             conn.execute("SELECT kind, count(*) FROM xero_sync.run_document WHERE run_id = %s GROUP BY kind", (run_id,))

@@ -16,7 +16,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero import allocation, chunk_planning, contacts, operations, report, run_summary, run_validation, sync_state
+from astute_xero import (allocation, backlog, chunk_planning, contacts, operations, organisations, report, run_summary,
+                         run_validation, sync_state)
 from astute_xero.chunk_export import ChunkKey, export_chunk
 from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS
 from astute_xero.hooks import XeroHook, astute_connection
@@ -52,6 +53,27 @@ def run_scope(
     return sync_state.RunScope([int(i) for i in entity_ids] if entity_ids else None, date_from, date_to)
 
 
+def map_limit() -> int:
+    """Airflow's [core] max_map_length: the most mapped chunk tasks of one kind a run may have."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=chunk_planning.MAX_MAP_LENGTH)
+
+
+def _day_budgets(conn, run_id: int, tenants: list[str] | None = None) -> dict:
+    tenants = tenants if tenants is not None else [tenant for tenant, _ in sync_state.exporting_tenants(conn, run_id)]
+    pacer = XeroHook().pacer()
+    try:
+        return pacer.day_budgets(tenants)
+    finally:
+        pacer.close()
+
+
+def _each_organisation(run_id: int) -> organisations.Runner:
+    """Every organisation of the step side by side, each with its own connection and Xero client."""
+    return organisations.side_by_side(astute_connection, lambda: _xero_client(run_id))
+
+
 def _xero_client(run_id: int) -> XeroClient:
     def log_retried(call: ApiCall) -> None:
         with closing(astute_connection()) as conn:
@@ -75,7 +97,8 @@ def start_export_run(
         applied = apply_migrations(conn)
         if applied:
             log.info("xero_sync migrations applied: %s", ", ".join(applied))
-        run_id = sync_state.start_run(conn, kind="export", dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope)
+        run_id = sync_state.start_run(conn, kind="export", dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope,
+                                      continues_run_id=params.get("continues_run_id"))
         try:
             decisions = sync_state.decide_entities(conn, run_id, scope.billing_entity_ids)
         except ValueError as error:
@@ -88,8 +111,16 @@ def start_export_run(
 
 
 def extract_documents(run_id: int) -> dict[str, int]:
+    """The run's work list: per organisation, what it can send this run (map limit, day's budget) and what
+    waits for a fix; the rest of a backlog stays for the runs that continue it."""
     with closing(astute_connection()) as conn:
-        selected = sync_state.select_documents(conn, run_id, sync_state.run_scope(conn, run_id))
+        scope = sync_state.run_scope(conn, run_id)
+        budgets = _day_budgets(conn, run_id)
+        capacity = backlog.selection_capacity(backlog.outstanding(conn, run_id, scope), budgets, map_limit())
+        selected = sync_state.select_documents(conn, run_id, scope, capacity)
+    for tenant_id, documents in capacity.items():
+        log.info("organisation %s: room for %d document(s) this run (%d call(s) of its day left)",
+                 tenant_id, documents, budgets[tenant_id].remaining)
     log.info("export run %s: %d Sent invoice(s) and %d Sent credit note(s) to export",
              run_id, selected["invoices"], selected["credit_notes"])
     return selected
@@ -99,20 +130,22 @@ def validate_documents(run_id: int) -> dict[str, int]:
     from astute_xero.validation import DocumentValidator
 
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
-        result = run_validation.validate_run(conn, client, run_id, DocumentValidator())
+        result = run_validation.validate_run(conn, client, run_id, DocumentValidator(), _each_organisation(run_id))
     log.info("export run %s: %d checked, %d held back by validation", run_id, result.checked, result.held)
     return dataclasses.asdict(result)
 
 
 def resolve_contacts(run_id: int) -> dict[str, int]:
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
-        result = contacts.resolve_contacts(conn, client, run_id)
+        result = contacts.resolve_contacts(conn, client, run_id, _each_organisation(run_id))
     return dataclasses.asdict(result)
 
 
 def plan_chunks(run_id: int) -> dict[str, int]:
     with closing(astute_connection()) as conn:
-        keys = chunk_planning.plan_chunks(conn, run_id, sync_state.exporting_tenants(conn, run_id))
+        calls_left = {tenant: budget.remaining for tenant, budget in _day_budgets(conn, run_id).items()}
+        keys = chunk_planning.plan_chunks(conn, run_id, sync_state.exporting_tenants(conn, run_id),
+                                          map_limit=map_limit(), calls_left=calls_left)
     planned = {kind.plural: sum(1 for key in keys if key.kind == kind.name) for kind in (INVOICE, CREDIT_NOTE)}
     log.info("export run %s: %d invoice chunk(s) and %d credit-note chunk(s) planned",
              run_id, planned[INVOICE.plural], planned[CREDIT_NOTE.plural])
@@ -141,7 +174,7 @@ def export_document_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
 
 def allocate_credit_notes(run_id: int) -> dict[str, int]:
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
-        result = allocation.allocate_run(conn, client, run_id)
+        result = allocation.allocate_run(conn, client, run_id, _each_organisation(run_id))
     log.info("export run %s: %d credit note(s) allocated, %d with nothing to apply, %d refused by Xero",
              run_id, result.allocated, result.nothing, result.failed)
     return dataclasses.asdict(result)
@@ -177,6 +210,30 @@ def summarise_run(run_id: int) -> dict[str, Any]:
         )
     return {"run_id": run_id, "status": summary.status, "exported": summary.exported,
             "failed": summary.failed, "held": summary.held}
+
+
+def continue_backlog(run_id: int) -> dict[str, Any] | None:
+    """Whether a run should continue this one's backlog: its trigger form (the same scope) and when it may
+    start (`not_before`, ISO; None: at once), or None. Logs, per organisation, what waits and when Xero's
+    budget returns."""
+    with closing(astute_connection()) as conn:
+        scope = sync_state.run_scope(conn, run_id)
+        tenants = [row[0] for row in conn.execute(
+            "SELECT DISTINCT tenant_id FROM xero_sync.run_entity WHERE run_id = %s AND decision IN ('export', 'stopped')",
+            (run_id,))]
+        backlogs = backlog.organisation_backlogs(conn, run_id, scope, _day_budgets(conn, run_id, tenants))
+        (sent,) = conn.execute(
+            "SELECT invoices_exported + credit_notes_exported FROM xero_sync.export_run WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    for organisation in backlogs:
+        log.info("organisation %s: %s", organisation.tenant_id, organisation.describe())
+    decision = backlog.continuation(backlogs, sent, dt.datetime.now(dt.timezone.utc))
+    log.info("export run %s: %s: %s", run_id, "a run continues its backlog" if decision.follow else "no run follows",
+             decision.reason)
+    if not decision.follow:
+        return None
+    return {"conf": {**scope.as_json(), "continues_run_id": run_id},
+            "not_before": decision.not_before.isoformat() if decision.not_before else None}
 
 
 def mock_export(dag_id: str, airflow_run_id: str, params: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
 
 from astute_xero.documents import INVOICE, DocumentKind
-from astute_xero.pacing import Pacer, PacingTimeout
+from astute_xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
 from astute_xero.validation import XeroChart
 from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
@@ -113,7 +113,11 @@ class XeroCallError(RuntimeError):
 
 
 class DailyLimitReached(XeroCallError):
-    """The organisation's daily call budget is spent: stop exporting to it until tomorrow."""
+    """The organisation's daily call budget is spent: stop exporting to it until it returns (`returns_at`)."""
+
+    def __init__(self, message: str, call: ApiCall, *, outcome_known: bool, returns_at: dt.datetime | None = None):
+        super().__init__(message, call, outcome_known=outcome_known)
+        self.returns_at = returns_at
 
     def organisation_stop_reason(self) -> str | None:
         return str(self)
@@ -409,17 +413,25 @@ class XeroClient:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
             try:
-                with self._pacer.call(tenant_id):  # may wait (bounded) for a slot and for the minute budget
+                with self._pacer.call(tenant_id):  # may wait (bounded) for a slot and for the budget
                     data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
             except PacingTimeout as timeout:
                 call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc),
                                idempotency_key=idempotency_key, error=f"not sent: {timeout}")
                 raise XeroCallError(call.error, call, outcome_known=True) from None
+            except DayBudgetSpent as spent:
+                call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc),
+                               idempotency_key=idempotency_key, error=f"not sent: {spent}")
+                raise DailyLimitReached(call.error, call, outcome_known=True, returns_at=spent.returns_at) from None
+            self._pacer.observe(tenant_id, call.started_at, call.rate_limits)
             if error is None:
                 return data, call
             wait = self._retry_wait(error, call, attempt)
             if wait is None:
-                raise self._failure(error, call) from None
+                failure = self._failure(error, call)
+                if isinstance(failure, DailyLimitReached):
+                    self._pacer.block_day(tenant_id, _retry_after(error))
+                raise failure from None
             self._on_retried_call(call)
             if call.http_status == 429:
                 self._pacer.block(tenant_id, wait)  # every worker waits, not only this one
@@ -490,7 +502,8 @@ class XeroClient:
                     + "; the rest of this organisation's invoices are left for the next run."
                 )
                 call.error = message
-                return DailyLimitReached(message, call, outcome_known=True)
+                returns_at = call.started_at + dt.timedelta(seconds=retry_after) if retry_after else None
+                return DailyLimitReached(message, call, outcome_known=True, returns_at=returns_at)
             waits = (
                 f"asked for a wait of {retry_after} s, longer than a minute window" if (retry_after or 0) > MAX_MINUTE_LIMIT_WAIT_S
                 else f"still refused after {MAX_ATTEMPTS} attempts"

@@ -9,8 +9,9 @@ import time
 import psycopg
 import pytest
 
+from astute_xero import pacing
 from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import Pacer
+from astute_xero.pacing import OrganisationLimits, Pacer, XeroLimits
 from astute_xero.sql import load_sql
 
 
@@ -18,8 +19,11 @@ from astute_xero.sql import load_sql
 def pacer_for(db: psycopg.Connection, database_url: str):
     apply_migrations(db)
 
-    def make(**kwargs) -> Pacer:
-        return Pacer(lambda: psycopg.connect(database_url, autocommit=True), **kwargs)
+    def make(max_slot_wait=pacing.MAX_SLOT_WAIT, max_budget_wait=pacing.MAX_BUDGET_WAIT, **limits) -> Pacer:
+        """A worker's pacer; `limits` are the organisations' (OrganisationLimits fields)."""
+        return Pacer(lambda: psycopg.connect(database_url, autocommit=True),
+                     limits=XeroLimits(OrganisationLimits(**limits)),
+                     max_slot_wait=max_slot_wait, max_budget_wait=max_budget_wait)
 
     return make
 
@@ -51,7 +55,7 @@ def run_workers(pacers: list[Pacer], calls_each: int, tenant: str, hold_s: float
 
 def test_workers_share_one_budget_per_window(pacer_for):
     window = dt.timedelta(seconds=1)
-    pacers = [pacer_for(per_minute=5, window=window) for _ in range(4)]
+    pacers = [pacer_for(per_minute=5, minute_s=1) for _ in range(4)]
     starts, _ = run_workers(pacers, 3, "org-a")  # 12 calls, 5 per window: at least 3 windows
     assert len(starts) == 12
     assert starts[-1] - starts[0] >= 2 * window.total_seconds() * 0.9
@@ -67,7 +71,7 @@ def test_no_more_calls_in_flight_than_the_concurrency_limit(pacer_for):
 
 
 def test_organisations_do_not_share_budgets(pacer_for):
-    pacer = pacer_for(per_minute=2, window=dt.timedelta(seconds=30))
+    pacer = pacer_for(per_minute=2, minute_s=30)
     started = time.monotonic()
     for tenant in ("x", "x", "y", "y"):
         with pacer.call(tenant):
@@ -105,8 +109,7 @@ def test_waiting_for_a_slot_is_bounded_and_names_the_organisation(pacer_for):
 
 
 def test_waiting_for_the_minute_budget_is_bounded_and_frees_the_slot(pacer_for):
-    window = dt.timedelta(seconds=60)
-    pacer = pacer_for(per_minute=1, window=window, concurrent=1, max_budget_wait=dt.timedelta(seconds=0.3))
+    pacer = pacer_for(per_minute=1, concurrent=1, max_budget_wait=dt.timedelta(seconds=0.3))
     with pacer.call("org-busy"):
         pass
     started = time.monotonic()
@@ -137,7 +140,5 @@ def test_a_block_longer_than_the_bound_fails_at_once(pacer_for):
 
 
 def test_the_default_bounds_outlast_xeros_minute_window():
-    from astute_xero import pacing
-
-    assert pacing.MAX_BUDGET_WAIT >= dt.timedelta(minutes=10) > pacing.WINDOW
+    assert pacing.MAX_BUDGET_WAIT >= dt.timedelta(minutes=10) > pacing.OrganisationLimits().window
     assert pacing.MAX_SLOT_WAIT > pacing.MAX_BUDGET_WAIT  # a slot is held through its holder's budget wait

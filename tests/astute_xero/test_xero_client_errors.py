@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from astute_xero import contacts, xero_client
-from astute_xero.pacing import Pacer
+from astute_xero.pacing import OrganisationLimits, Pacer, XeroLimits
 from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
 from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
 from devtools.xero_setup import SANDBOX_TIMEOUTS, authorise_app
@@ -122,7 +122,7 @@ def test_a_slow_token_refresh_holds_no_concurrency_slot(db, xero, database_url):
         app = authorise_app(backend, [TENANT])
         settings = XeroConnectionSettings(connection_id, app.client_id, app.client_secret, app.refresh_token,
                                           api_url=xero.url, identity_url=xero.url)
-        return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect, concurrent=1),
+        return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect, limits=XeroLimits(OrganisationLimits(concurrent=1))),
                           **SANDBOX_TIMEOUTS)
 
     slow = client_for("xero_a")

@@ -19,7 +19,8 @@ def dagbag():
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {
-        "xero_invoice_export", "xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link"
+        "xero_invoice_export", "xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link",
+        "xero_housekeeping",
     }
 
 
@@ -51,7 +52,7 @@ def test_export_dag_shape(dagbag):
     order = ["start_export_run", "extract_documents", "validate_documents", "resolve_contacts",
              "plan_chunks", "invoice_chunks", "export_invoice_chunk", "credit_note_chunks", "export_credit_note_chunk",
              "allocate_credit_notes",
-             "write_back_run", "summarise_run"]
+             "write_back_run", "summarise_run", "continue_backlog"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} >> {downstream}"
@@ -59,7 +60,8 @@ def test_export_dag_shape(dagbag):
         assert dag.get_task(name).pool == "xero_api"
     # Credit notes go once every invoice chunk is done, whatever became of it: theirs wait if it did not go.
     assert dag.get_task("credit_note_chunks").trigger_rule == "all_done"
-    assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to"}
+    assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to", "continues_run_id"}
+    assert dag.get_task("continue_backlog").trigger_rule == "all_done", "a backlog goes on whatever one chunk did"
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
     assert dag.max_active_runs == 1
 
@@ -68,3 +70,13 @@ def test_operations_dags_are_never_scheduled(dagbag):
     for dag_id in ("xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link"):
         timetable = dagbag.dags[dag_id].timetable
         assert type(timetable).__name__ == "NullTimetable", f"{dag_id} runs only when a person triggers it"
+
+
+def test_housekeeping_runs_daily_and_purges_and_archives_after_the_migrations(dagbag):
+    dag = dagbag.dags["xero_housekeeping"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable" and dag.timetable.expression == "30 3 * * *", \
+        "retention runs by itself, every day"
+    assert dag.catchup is False, "a missed day is covered by the next purge"
+    assert set(dag.params) == {"retention_days", "archive_api_log_before"}
+    assert dag.params["archive_api_log_before"] is None, "archiving happens only when asked for"
+    assert dag.get_task("apply_migrations").downstream_task_ids == {"purge_work_rows", "archive_api_log"}
