@@ -58,7 +58,7 @@ def main() -> None:
     }
     print("Preparing Airflow (metadata database, xero_api pool) ...")
     airflow("db", "migrate", env=env)
-    airflow("pools", "set", "xero_api", "5", "Xero API (5 calls in flight per organisation)", env=env)
+    airflow("pools", "set", "xero_api", "10", "Xero API: chunk task slots (5 per organisation, 2 organisations)", env=env)
     print("Running: airflow dags test xero_invoice_export  (task logs follow)\n")
     airflow("dags", "test", "xero_invoice_export", env=env, quiet=False)
 

@@ -26,9 +26,10 @@ from astute_xero.pacing import DayBudget
 from astute_xero.sql import load_sql
 from astute_xero.sync_state import RunScope
 
-# Calls a run makes to an organisation before its chunks (its chart: 4 reads; a few Contact look-ups and
-# creations), kept out of the day's calls a run plans its documents for.
-CALLS_BEFORE_CHUNKS = 10
+# Calls a run makes to an organisation before its chunks: its chart (4 reads). Kept out of the day's calls a
+# run selects documents for; the few Contact calls a run may also make are known only later, when the plan
+# fits the chunks to what is really left (documents selected beyond it wait, unsent, for the next run).
+CALLS_BEFORE_CHUNKS = 4
 
 
 @dataclass(frozen=True)
