@@ -29,14 +29,16 @@ def authorise_app(backend: SandboxBackend, tenant_ids: list[str]) -> XeroApp:
 SANDBOX_TIMEOUTS = {"read_timeout_s": 10, "late_commit_margin_s": 1}
 
 
-def airflow_connection_json(app: XeroApp, sandbox_url: str) -> str:
-    """AIRFLOW_CONN_XERO_DEFAULT for the sandbox: the URLs and the timeouts differ from production."""
+def airflow_connection_json(app: XeroApp, sandbox_url: str, *, limits: dict | None = None) -> str:
+    """AIRFLOW_CONN_XERO_DEFAULT for the sandbox: the URLs and the timeouts differ from production.
+    `limits` (the extra's "limits": per_minute, per_day, concurrent, app_per_minute, minute_s, day_s,
+    organisations) tells the pacer the sandbox's limits when a benchmark has changed them."""
     return json.dumps(
         {
             "conn_type": "http",
             "login": app.client_id,
             "password": app.client_secret,
             "extra": {"api_url": sandbox_url, "identity_url": sandbox_url, "refresh_token": app.refresh_token,
-                      **SANDBOX_TIMEOUTS},
+                      **SANDBOX_TIMEOUTS, **({"limits": limits} if limits else {})},
         }
     )

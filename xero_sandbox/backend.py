@@ -13,7 +13,7 @@ from typing import Any, Callable
 from .books import CREDIT_NOTE, INVOICE, Ledger
 from .faults import FaultSwitches
 from .identity import DEFAULT_SCOPE, IdentityStore
-from .limits import IdempotencyCache, RateLimiter
+from .limits import IdempotencyCache, RateLimiter, Refusal, TenantCallStats
 from .records import Account, Clock, Limits, RequestRecord, TaxRate, Tenant, new_id
 
 DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
@@ -60,8 +60,9 @@ class SandboxBackend:
             self.rate_limiter.reset()
             self.idempotency.reset()
             self.faults.clear()
+            defaults = Limits()  # a fresh instance: its tenant_per_day is a new dict, not shared
             for f in dataclasses.fields(Limits):
-                setattr(self.limits, f.name, getattr(Limits(), f.name))
+                setattr(self.limits, f.name, getattr(defaults, f.name))
             if isinstance(self.clock, Clock):
                 self.clock.reset()
             with self._requests_lock:
@@ -205,6 +206,19 @@ class SandboxBackend:
         with self.lock:
             ledger = self.ledger(tenant_id)
             return [ledger.render_document(d) for d in ledger.find_documents(CREDIT_NOTE)]
+
+    def call_stats(self, tenant_id: str) -> TenantCallStats:
+        """The tenant's rate-limited calls since the last reset: admitted, most in progress at once, 429s by problem."""
+        return self.rate_limiter.stats(tenant_id)
+
+    def peak_concurrency(self, tenant_id: str) -> int:
+        """The most calls the tenant had in progress at once since the last reset."""
+        return self.rate_limiter.stats(tenant_id).peak_in_flight
+
+    def rate_limit_refusals(self, tenant_id: str | None = None) -> list[Refusal]:
+        """Every 429 the limits answered since the last reset (time, tenant, problem), oldest first.
+        Injected ones (``faults.rate_limit_next``) are counted in ``faults.injected`` instead."""
+        return self.rate_limiter.refusals(tenant_id)
 
     @property
     def requests(self) -> list[RequestRecord]:

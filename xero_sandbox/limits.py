@@ -1,5 +1,9 @@
 """Rate limits and idempotency: Xero's per-tenant fixed windows, concurrency
-cap, app-wide minute window, and the short-lived Idempotency-Key cache."""
+cap, app-wide minute window, and the short-lived Idempotency-Key cache.
+
+The limiter also keeps what a benchmark asks of it: per tenant, the calls it
+admitted, the most it had in progress at once, and every refusal with its time
+and problem (``stats``, ``refusals``)."""
 
 from __future__ import annotations
 
@@ -30,6 +34,34 @@ class _TenantUsage:
     minute: _Window = field(default_factory=_Window)
     day: _Window = field(default_factory=_Window)
     in_flight: int = 0
+    # Not windows: what happened since the last reset.
+    admitted: int = 0
+    peak_in_flight: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One 429 the limiter answered: when (sandbox clock), to which tenant, for which limit."""
+
+    at: float
+    tenant_id: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class TenantCallStats:
+    """One tenant's rate-limited calls since the last reset: ``admitted`` calls, the ``peak_in_flight``
+    (most in progress at once) and the 429s by problem (``concurrent``, ``minute``, ``day``, ``appminute``)."""
+
+    tenant_id: str
+    admitted: int
+    peak_in_flight: int
+    refused: dict[str, int]
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
 
 
 @dataclass
@@ -43,8 +75,8 @@ class Admission:
 
 
 class RateLimiter:
-    MINUTE = 60.0
-    DAY = 86400.0
+    """Fixed windows of ``limits.minute_s`` and ``limits.day_s`` seconds, each starting at the
+    first call after the previous one ended; Retry-After is the rest of the window, in whole seconds."""
 
     def __init__(self, clock: Callable[[], float], limits: Limits) -> None:
         self._clock = clock
@@ -52,11 +84,13 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._tenants: dict[str, _TenantUsage] = {}
         self._apps: dict[str, _Window] = {}
+        self._refusals: list[Refusal] = []
 
     def reset(self) -> None:
         with self._lock:
             self._tenants.clear()
             self._apps.clear()
+            self._refusals.clear()
 
     def acquire(self, tenant_id: str, client_id: str) -> Admission:
         """Count one call and take a concurrency slot, or refuse with the
@@ -68,18 +102,23 @@ class RateLimiter:
             refusal: tuple[str, int | None] | None = None
             if usage.in_flight >= lim.concurrent:
                 refusal = ("concurrent", None)
-            elif usage.day.count >= lim.per_day:
-                refusal = ("day", usage.day.retry_after(now, self.DAY))
+            elif usage.day.count >= lim.day_limit(tenant_id):
+                refusal = ("day", usage.day.retry_after(now, lim.day_s))
             elif usage.minute.count >= lim.per_minute:
-                refusal = ("minute", usage.minute.retry_after(now, self.MINUTE))
+                refusal = ("minute", usage.minute.retry_after(now, lim.minute_s))
             elif app.count >= lim.app_per_minute:
-                refusal = ("appminute", app.retry_after(now, self.MINUTE))
+                refusal = ("appminute", app.retry_after(now, lim.minute_s))
             if refusal is None:
                 usage.minute.count += 1
                 usage.day.count += 1
                 app.count += 1
                 usage.in_flight += 1
-            headers = self._headers(usage, app)
+                usage.admitted += 1
+                usage.peak_in_flight = max(usage.peak_in_flight, usage.in_flight)
+            else:
+                usage.refused[refusal[0]] = usage.refused.get(refusal[0], 0) + 1
+                self._refusals.append(Refusal(now, tenant_id, refusal[0]))
+            headers = self._headers(tenant_id, usage, app)
             if refusal is None:
                 return Admission(True, headers)
             return Admission(False, headers, refusal[0], refusal[1])
@@ -92,22 +131,33 @@ class RateLimiter:
 
     def headers(self, tenant_id: str, client_id: str) -> dict[str, str]:
         with self._lock:
-            return self._headers(*self._current(tenant_id, client_id))
+            return self._headers(tenant_id, *self._current(tenant_id, client_id))
+
+    def stats(self, tenant_id: str) -> TenantCallStats:
+        """What the tenant's calls met since the last reset (zeros for a tenant never called)."""
+        with self._lock:
+            usage = self._tenants.get(tenant_id.lower(), _TenantUsage())
+            return TenantCallStats(tenant_id.lower(), usage.admitted, usage.peak_in_flight, dict(usage.refused))
+
+    def refusals(self, tenant_id: str | None = None) -> list[Refusal]:
+        """Every 429 the limiter answered since the last reset, oldest first (one tenant's, or all)."""
+        with self._lock:
+            return [r for r in self._refusals if tenant_id is None or r.tenant_id == tenant_id.lower()]
 
     def _current(self, tenant_id: str, client_id: str) -> tuple[_TenantUsage, _Window]:
         """The tenant's and the app's usage, their fixed windows rolled to now. Call under the lock."""
         now = self._clock()
         usage = self._tenants.setdefault(tenant_id, _TenantUsage())
         app = self._apps.setdefault(client_id, _Window())
-        usage.minute.roll(now, self.MINUTE)
-        usage.day.roll(now, self.DAY)
-        app.roll(now, self.MINUTE)
+        usage.minute.roll(now, self._limits.minute_s)
+        usage.day.roll(now, self._limits.day_s)
+        app.roll(now, self._limits.minute_s)
         return usage, app
 
-    def _headers(self, usage: _TenantUsage, app: _Window) -> dict[str, str]:
+    def _headers(self, tenant_id: str, usage: _TenantUsage, app: _Window) -> dict[str, str]:
         lim = self._limits
         return {
-            "X-DayLimit-Remaining": str(max(0, lim.per_day - usage.day.count)),
+            "X-DayLimit-Remaining": str(max(0, lim.day_limit(tenant_id) - usage.day.count)),
             "X-MinLimit-Remaining": str(max(0, lim.per_minute - usage.minute.count)),
             "X-AppMinLimit-Remaining": str(max(0, lim.app_per_minute - app.count)),
         }

@@ -17,12 +17,20 @@ def new_id() -> str:
 
 @dataclass
 class Limits:
-    """Xero's published limits; mutable so a test can shrink them."""
+    """Xero's published limits; mutable so a test can shrink them.
+
+    ``minute_s`` and ``day_s`` are the lengths of the fixed windows that ``per_minute`` (and
+    ``app_per_minute``) and ``per_day`` count in: a benchmark shortens them to make a day of
+    Xero's limits pass in minutes. ``tenant_per_day`` gives one organisation its own daily limit
+    (Xero's Starter tier allows 1,000 calls a day), by tenant id."""
 
     per_minute: int = 60
     per_day: int = 5000
     concurrent: int = 5
     app_per_minute: int = 10000
+    minute_s: float = 60.0
+    day_s: float = 86400.0
+    tenant_per_day: dict[str, int] = field(default_factory=dict)
     body_limit_bytes: int = 3_500_000
     access_token_ttl_s: int = 1800
     refresh_grace_s: int = 1800
@@ -33,6 +41,11 @@ class Limits:
     # this > 0 to reproduce: a reuse of a rotated token within this many seconds
     # of its first use is refused with invalid_grant (0 = grace always applies).
     refresh_race_window_s: float = 0.0
+
+    def day_limit(self, tenant_id: str) -> int:
+        """The organisation's calls a day: its own limit if it has one, else ``per_day``."""
+        overrides = {t.lower(): n for t, n in self.tenant_per_day.items()}
+        return overrides.get(tenant_id.lower(), self.per_day)
 
 
 class Clock:
