@@ -159,7 +159,8 @@ def xero_invoice_export():
     def summarise_run(export_run_id: int) -> dict:
         return tasks.summarise_run(export_run_id)
 
-    # The next run of a backlog, with the same scope; Airflow's scheduler holds it until `run_after`, so
+    # The next run of a backlog, with the same scope, once this run's outcome is written back (beside the
+    # summary, never before it: both leaves of the run); Airflow's scheduler holds it until `run_after`, so
     # nothing waits on a worker for Xero's day to return. A retried task finds the run already there.
     @task(trigger_rule="all_done", execution_timeout=SMALL_STEP_TIMEOUT)
     def continue_backlog(export_run_id: int) -> str | None:
@@ -188,7 +189,10 @@ def xero_invoice_export():
     written = write_back_run(export_run_id)
     extracted >> validated >> linked >> planned >> invoice_keys
     invoices >> credit_note_keys
-    credit_notes >> allocated >> written >> summarise_run(export_run_id) >> continue_backlog(export_run_id)
+    credit_notes >> allocated >> written
+    # Both are leaves: a run whose summary finds documents unfinished is failed (red), whatever the
+    # continuation did.
+    written >> [summarise_run(export_run_id), continue_backlog(export_run_id)]
 
 
 xero_invoice_export()

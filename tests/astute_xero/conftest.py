@@ -54,6 +54,10 @@ class Pipeline:
         allocation.allocate_run(self.db, self.client, self.run_id)
         return run_summary.finish_run(self.db, self.run_id)
 
+    def day_returns(self) -> None:
+        """Xero's day has passed for every organisation: what the pacer counted of it, and any day-limit block."""
+        self.db.execute("UPDATE xero_sync.rate_budget SET day_blocked_until = NULL, day_started_at = NULL, day_calls = 0")
+
     def status(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT invoice_id, status FROM xero_sync.invoice_export"))
 

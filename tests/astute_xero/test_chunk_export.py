@@ -139,8 +139,7 @@ def test_a_daily_limit_stops_the_organisation_without_sleeping_and_releases_the_
         "SELECT decision, detail FROM xero_sync.run_entity WHERE run_id = %s", (pipeline.run_id,)).fetchone()
     assert decision == "stopped" and "calls of the day" in detail
     # The day returns: the next run sends them.
-    pipeline.db.execute("UPDATE xero_sync.rate_budget SET day_blocked_until = now() - interval '1 second', "
-                        "day_started_at = NULL, day_calls = 0")
+    pipeline.day_returns()
     (key,) = pipeline.plan()
     export_chunk(pipeline.db, pipeline.client, key)
     assert_exactly_once(pipeline, ids)

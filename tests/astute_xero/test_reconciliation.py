@@ -81,6 +81,7 @@ def test_finding_2_the_window_starts_at_the_first_claim_whatever_happened_since(
     # A later attempt fails before it can look (Xero's daily limit on the lookup): its claim is recent.
     backend.faults.rate_limit_next(1, problem="day", retry_after=3600, method="GET")
     assert export_chunk(pipeline.db, pipeline.client, key).stopped
+    pipeline.day_returns()  # Xero's Retry-After has passed
     (key,) = pipeline.plan()  # the next run
     result = export_chunk(pipeline.db, pipeline.client, key)
     assert (result.reconciled, result.exported) == (2, 0)
