@@ -195,8 +195,9 @@ def report_directory() -> Path:
 def summarise_run(run_id: int) -> dict[str, Any]:
     with closing(astute_connection()) as conn:
         summary = run_summary.summarise_run(conn, run_id)
-        log.info("\n%s", run_summary.render_summary(summary))
         scope = sync_state.run_scope(conn, run_id)
+        log.info("\n%s\n%s", run_summary.render_summary(summary), "\n".join(
+            f"Left for later, organisation {b.tenant_id}: {b.describe()}" for b in _backlogs(conn, run_id, scope)))
         for entity in summary.entities:
             if entity.decision.startswith("skipped"):
                 continue
@@ -212,21 +213,24 @@ def summarise_run(run_id: int) -> dict[str, Any]:
             "failed": summary.failed, "held": summary.held}
 
 
+def _backlogs(conn, run_id: int, scope: sync_state.RunScope) -> list[backlog.OrganisationBacklog]:
+    """What each organisation of the run leaves waiting, and when Xero's budget returns for it."""
+    tenants = [row[0] for row in conn.execute(
+        "SELECT DISTINCT tenant_id FROM xero_sync.run_entity WHERE run_id = %s AND decision IN ('export', 'stopped')",
+        (run_id,))]
+    return backlog.organisation_backlogs(conn, run_id, scope, _day_budgets(conn, run_id, tenants))
+
+
 def continue_backlog(run_id: int) -> dict[str, Any] | None:
     """Whether a run should continue this one's backlog: its trigger form (the same scope) and when it may
     start (`not_before`, ISO; None: at once), or None. Logs, per organisation, what waits and when Xero's
     budget returns."""
     with closing(astute_connection()) as conn:
         scope = sync_state.run_scope(conn, run_id)
-        tenants = [row[0] for row in conn.execute(
-            "SELECT DISTINCT tenant_id FROM xero_sync.run_entity WHERE run_id = %s AND decision IN ('export', 'stopped')",
-            (run_id,))]
-        backlogs = backlog.organisation_backlogs(conn, run_id, scope, _day_budgets(conn, run_id, tenants))
+        backlogs = _backlogs(conn, run_id, scope)
         (sent,) = conn.execute(
             "SELECT invoices_exported + credit_notes_exported FROM xero_sync.export_run WHERE run_id = %s", (run_id,)
         ).fetchone()
-    for organisation in backlogs:
-        log.info("organisation %s: %s", organisation.tenant_id, organisation.describe())
     decision = backlog.continuation(backlogs, sent, dt.datetime.now(dt.timezone.utc))
     log.info("export run %s: %s: %s", run_id, "a run continues its backlog" if decision.follow else "no run follows",
              decision.reason)
