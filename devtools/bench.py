@@ -225,8 +225,13 @@ def main() -> int:
     if os.environ.get("BENCH_THROUGHPUT", "1") != "0":
         from devtools import bench_throughput
 
-        throughput = bench_throughput.main([])
-        failures.extend(throughput.get("failures", []))
+        for name, figures in bench_throughput.main([]).items():
+            ratio = bench_throughput.headline_ratio(figures)
+            if ratio is None or ratio < bench_throughput.TARGET_RATIO:
+                failures.append(f"throughput, scenario {name}: {ratio} of what Xero allows "
+                                f"(target {bench_throughput.TARGET_RATIO})")
+            if figures["max_429_per_org_window"] > bench_throughput.TARGET_429_PER_WINDOW:
+                failures.append(f"throughput, scenario {name}: {figures['max_429_per_org_window']} 429s in a window")
     print("\nbench: " + ("all targets met" if not failures else "MISSED:\n  " + "\n  ".join(failures)))
     return 1 if failures else 0
 

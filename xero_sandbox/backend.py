@@ -195,6 +195,12 @@ class SandboxBackend:
             ledger = self.ledger(tenant_id)
             return [ledger.render_document(d) for d in ledger.find_documents(INVOICE)]
 
+    def document_count(self, tenant_id: str, kind: str = INVOICE.name) -> int:
+        """How many invoices (or ``"credit_note"``s) the tenant holds, bills included, without rendering
+        them: cheap enough to poll while a benchmark runs."""
+        with self.lock:
+            return sum(1 for d in self.tenants[tenant_id.lower()].documents.values() if d.kind == kind)
+
     def tracking_categories(self, tenant_id: str) -> list[dict[str, Any]]:
         """Every category (ACTIVE, ARCHIVED and DELETED) with every option, as the API renders them."""
         with self.lock:

@@ -279,12 +279,9 @@ class Ledger:
         draft = None if errors else self._build(kind, payload, existing, unitdp, errors)
         if errors or draft is None:
             return ElementResult(False, self._echo(kind, payload, errors, unitdp, existing), errors)
-        if existing is None:
-            if draft.number is None and draft.type in kind.numbered_types:
-                draft.number = self._next_number(kind)
-            self.t.documents[draft.doc_id] = draft
-        else:
-            self.t.documents[existing.doc_id] = draft
+        if existing is None and draft.number is None and draft.type in kind.numbered_types:
+            draft.number = self._next_number(kind)
+        self._store(draft)
         self._settle(draft)
         return ElementResult(True, self.render_document(draft, unitdp))
 
@@ -306,11 +303,19 @@ class Ledger:
                 return match
         return None
 
+    def _store(self, doc: Document) -> None:
+        """Keep a new or updated document, and the index of numbers with it."""
+        previous = self.t.documents.get(doc.doc_id)
+        if previous is not None and previous.number is not None:
+            self.t.numbers.get((previous.kind, fold(previous.number)), {}).pop(previous.doc_id, None)
+        self.t.documents[doc.doc_id] = doc
+        if doc.number is not None:
+            self.t.numbers.setdefault((doc.kind, fold(doc.number)), {})[doc.doc_id] = None
+
     def _by_number(self, kind: DocKind, number: str, exclude_id: str | None = None) -> Document | None:
-        key = fold(number)
-        for doc in self.t.documents.values():
-            if (doc.kind == kind.name and doc.type in kind.numbered_types and doc.doc_id != exclude_id
-                    and doc.number is not None and fold(doc.number) == key):
+        for doc_id in self.t.numbers.get((kind.name, fold(number)), {}):
+            doc = self.t.documents[doc_id]
+            if doc.type in kind.numbered_types and doc.doc_id != exclude_id:
                 return doc
         return None
 

@@ -221,6 +221,9 @@ class Tenant:
     short_code: str
     contacts: dict[str, Contact] = field(default_factory=dict)
     documents: dict[str, Document] = field(default_factory=dict)  # invoices + credit notes
+    # (kind, folded number) -> ids of the documents carrying it: Xero finds a number among a large
+    # organisation's documents at once, and so must the sandbox (a scan per PUT element is quadratic).
+    numbers: dict[tuple[str, str], dict[str, None]] = field(default_factory=dict)  # ids in order of creation
     allocations: dict[str, AllocationRecord] = field(default_factory=dict)
     tracking_categories: dict[str, TrackingCategory] = field(default_factory=dict)
     invoice_seq: int = 0

@@ -265,3 +265,14 @@ def test_reference_longer_than_255_is_an_element_error(xero: Xero, customer: str
         summarize_errors=False).invoices
     assert ok.status_attribute_string == "OK" and ok.reference == "r" * 255
     assert [e.message for e in refused.validation_errors] == ["Reference must be no more than 255 characters long."]
+
+
+def test_a_renumbered_invoice_frees_its_old_number_and_takes_the_new_one(xero: Xero, customer: str) -> None:
+    """The number index follows an update (POST by InvoiceID): the old number is free, the new one taken."""
+    api, t = xero.accounting, xero.tenant_id
+    (first,) = api.create_invoices(t, Invoices(invoices=[_invoice(customer, "R-1")])).invoices
+    api.update_or_create_invoices(t, Invoices(invoices=[Invoice(invoice_id=first.invoice_id, invoice_number="R-2")]))
+    again, clash = api.create_invoices(t, Invoices(invoices=[_invoice(customer, "r-1"), _invoice(customer, "r-2")]),
+                                       summarize_errors=False).invoices
+    assert again.status_attribute_string == "OK"
+    assert [e.message for e in clash.validation_errors] == ["Invoice # must be unique."]
