@@ -17,7 +17,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from astute_xero import (allocation, backlog, chunk_planning, contacts, operations, organisations, report, run_summary,
-                         run_validation, sync_state)
+                         sync_state)
 from astute_xero.chunk_export import ChunkKey, export_chunk
 from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS
 from astute_xero.hooks import XeroHook, astute_connection
@@ -127,6 +127,9 @@ def extract_documents(run_id: int) -> dict[str, int]:
 
 
 def validate_documents(run_id: int) -> dict[str, int]:
+    # Imported here: validation needs pandas and Great Expectations, which no other task does (every task
+    # process parses this DAG's imports, so they would cost every chunk task seconds).
+    from astute_xero import run_validation
     from astute_xero.validation import DocumentValidator
 
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:

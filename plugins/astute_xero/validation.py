@@ -8,12 +8,13 @@ failed on; every such row becomes a ValidationIssue a finance person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from astute_xero.chart import TRACKING_INCOMPLETE, XeroChart, tracking_key
 from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
 
 HEADER_COLUMNS = [
@@ -30,45 +31,7 @@ MAX_DESCRIPTION_LENGTH = 4000
 MAX_NUMBER_LENGTH = 255  # InvoiceNumber, CreditNoteNumber
 MAX_REFERENCE_LENGTH = 255
 MAX_CONTACT_NAME_LENGTH = 255
-TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, or an option but no category
 MAX_LINE_AMOUNT = 100_000_000  # no labour-hire line is worth this much: a unit or quantity typo
-
-
-@dataclass(frozen=True)
-class XeroChart:
-    """What one Xero organisation accepts: read once per run from Accounts, TaxRates, Currencies."""
-
-    tenant_id: str
-    organisation_name: str
-    account_codes: frozenset[str]
-    tax_types: frozenset[str]
-    currencies: frozenset[str]
-    # Active tracking categories and their active options, as Xero spells them (GET /TrackingCategories).
-    tracking: Mapping[str, frozenset[str]] = field(default_factory=dict)
-
-    @property
-    def tracking_keys(self) -> list[str]:
-        """Every (category, option) pair a line may carry, as tracking_key spells it."""
-        return sorted(tracking_key(c, o) for c, options in self.tracking.items() for o in options)
-
-    def tracking_problem(self, category: str, option: str) -> str:
-        """Why a line's tracking is not one of the organisation's, in a finance person's words."""
-        categories = {c.casefold(): c for c in self.tracking}
-        known = categories.get(category.strip().casefold())
-        if known is None:
-            return (f"tracking category '{category}' does not exist in '{self.organisation_name}' (or is archived); "
-                    f"its active tracking categories are: {', '.join(sorted(self.tracking)) or 'none'}")
-        return (f"tracking category '{known}' has no active option '{option}' in '{self.organisation_name}'; "
-                f"its options are: {', '.join(sorted(self.tracking[known])) or 'none'}")
-
-
-def tracking_key(category: str | None, option: str | None) -> str | None:
-    """A line's tracking as one comparable value: Xero matches names ignoring case and surrounding spaces."""
-    if not category and not option:
-        return None
-    if not category or not option:
-        return TRACKING_INCOMPLETE
-    return f"{category.strip().casefold()}\x1f{option.strip().casefold()}"
 
 
 @dataclass(frozen=True)

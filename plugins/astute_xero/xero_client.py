@@ -35,7 +35,7 @@ from xero_python.exceptions import HTTPStatusException, OpenApiException
 
 from astute_xero.documents import INVOICE, DocumentKind
 from astute_xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
-from astute_xero.validation import XeroChart
+from astute_xero.chart import XeroChart
 from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ import copy
 import csv
 import datetime as dt
 import gzip
-import io
 import json
 import resource
 import signal

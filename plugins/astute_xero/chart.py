@@ -1,0 +1,49 @@
+"""What a Xero organisation accepts (its chart): read from Xero by the client, checked against by validation.
+
+Kept apart from validation (which needs pandas and Great Expectations) so that the Xero client, and every
+task that only calls Xero, imports neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, or an option but no category
+
+
+@dataclass(frozen=True)
+class XeroChart:
+    """What one Xero organisation accepts: read once per run from Accounts, TaxRates, Currencies."""
+
+    tenant_id: str
+    organisation_name: str
+    account_codes: frozenset[str]
+    tax_types: frozenset[str]
+    currencies: frozenset[str]
+    # Active tracking categories and their active options, as Xero spells them (GET /TrackingCategories).
+    tracking: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def tracking_keys(self) -> list[str]:
+        """Every (category, option) pair a line may carry, as tracking_key spells it."""
+        return sorted(tracking_key(c, o) for c, options in self.tracking.items() for o in options)
+
+    def tracking_problem(self, category: str, option: str) -> str:
+        """Why a line's tracking is not one of the organisation's, in a finance person's words."""
+        categories = {c.casefold(): c for c in self.tracking}
+        known = categories.get(category.strip().casefold())
+        if known is None:
+            return (f"tracking category '{category}' does not exist in '{self.organisation_name}' (or is archived); "
+                    f"its active tracking categories are: {', '.join(sorted(self.tracking)) or 'none'}")
+        return (f"tracking category '{known}' has no active option '{option}' in '{self.organisation_name}'; "
+                f"its options are: {', '.join(sorted(self.tracking[known])) or 'none'}")
+
+
+def tracking_key(category: str | None, option: str | None) -> str | None:
+    """A line's tracking as one comparable value: Xero matches names ignoring case and surrounding spaces."""
+    if not category and not option:
+        return None
+    if not category or not option:
+        return TRACKING_INCOMPLETE
+    return f"{category.strip().casefold()}\x1f{option.strip().casefold()}"
