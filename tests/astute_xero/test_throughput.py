@@ -193,3 +193,11 @@ def test_the_pacer_follows_xeros_remaining_headers(db, database_url):
     pacer.observe("org-h", started, {"X-DayLimit-Remaining": 4500})  # never lowered
     assert pacer.day_budgets(["org-h"])["org-h"].remaining == 4000
     pacer.close()
+
+
+def test_our_windows_outlast_xeros_by_more_than_a_call_takes_to_arrive():
+    """A call taken at the start of our next window must not land in the end of Xero's last: Xero's window
+    opens when a call arrives, ours when it is taken (a 6 s benchmark minute once saw 8 429s a window)."""
+    assert OrganisationLimits().window == dt.timedelta(seconds=61)
+    assert OrganisationLimits(minute_s=6).window == dt.timedelta(seconds=7)
+    assert OrganisationLimits().day == dt.timedelta(seconds=86400 * 61 / 60)
