@@ -8,6 +8,7 @@ a large `xero_api` pool does.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -201,3 +202,20 @@ def test_our_windows_outlast_xeros_by_more_than_a_call_takes_to_arrive():
     assert OrganisationLimits().window == dt.timedelta(seconds=61)
     assert OrganisationLimits(minute_s=6).window == dt.timedelta(seconds=7)
     assert OrganisationLimits().day == dt.timedelta(seconds=86400 * 61 / 60)
+
+
+def test_the_app_minute_is_shared_by_every_organisation(db, database_url):
+    """Xero's 10,000 calls a minute per app, across organisations: here 3, so a fourth organisation's call
+    waits for the app's next minute although its own budget is untouched."""
+    apply_migrations(db)
+    limits = XeroLimits(OrganisationLimits(minute_s=1), app_per_minute=3)
+    pacer = Pacer(lambda: psycopg.connect(database_url, autocommit=True), limits=limits)
+    started = time.monotonic()
+    for tenant in ("org-a", "org-b", "org-c"):
+        with pacer.call(tenant):
+            pass
+    assert time.monotonic() - started < 1
+    with pacer.call("org-d"):
+        pass
+    assert time.monotonic() - started >= 1.5, "the app's minute (1 s, counted 2 s with the arrival margin) was full"
+    pacer.close()
