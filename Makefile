@@ -1,22 +1,24 @@
 # The two commands: `make demo` runs one export against the Xero sandbox; `make test` runs the tests.
-# Each creates .venv/ and installs requirements.txt first (once, again when it changes).
+# Each creates .venv/ and installs requirements.txt and then this project (editable: the provider package
+# astute-xero-provider, from src/) first (once, again when either file changes).
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export PYTHONPATH := $(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
 .PHONY: install demo test bench clean chromium
 
 install: $(INSTALLED)
 
-$(INSTALLED): requirements.txt
+$(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from astute_xero import retention
+from astute_xero.operations import retention
 from astute_xero.dag_policy import DATABASE_STEP_TIMEOUT, OPERATIONS_DAG, SMALL_STEP_TIMEOUT
 
 

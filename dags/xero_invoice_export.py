@@ -38,7 +38,7 @@ import datetime as dt
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from astute_xero import tasks
+from astute_xero.export import tasks
 from astute_xero.dag_policy import DATABASE_STEP_TIMEOUT, OWNER, SMALL_STEP_TIMEOUT, START_DATE
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from astute_xero import tasks
+from astute_xero.export import tasks
 from astute_xero.dag_policy import OPERATIONS_DAG
 
 

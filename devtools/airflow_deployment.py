@@ -189,7 +189,7 @@ class AirflowDeployment:
         self.api_port = free_port()
         base_url = f"http://127.0.0.1:{self.api_port}"
         python_path = os.pathsep.join(
-            [str(REPO_ROOT / "plugins"), str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+            [str(REPO_ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
         )
         self.env = {
             **os.environ,

@@ -31,14 +31,14 @@ from decimal import Decimal
 import psycopg
 from cryptography.fernet import Fernet
 
-from astute_xero import backlog, chunk_planning, contacts, run_validation, sync_state
-from astute_xero.chunk_export import _record_outcomes
-from astute_xero.documents import INVOICE
-from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import Pacer
-from astute_xero.validation import DocumentValidator
-from astute_xero.xero_client import XeroClient
-from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
+from astute_xero.export import backlog, chunk_planning, contacts, run_validation, sync_state
+from astute_xero.export.chunk_export import _record_outcomes
+from astute_xero.export.documents import INVOICE
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import Pacer
+from astute_xero.export.validation import DocumentValidator
+from astute_xero.xero.client import XeroClient
+from astute_xero.xero.tokens import TokenStore, XeroConnectionSettings, obtain_with_sdk
 from devtools import astute_db
 from devtools.astute_data import AstuteData, Line
 from devtools.xero_setup import authorise_app
@@ -128,7 +128,7 @@ def preparation(conn: psycopg.Connection, url: str, sandbox: XeroSandbox) -> lis
         return psycopg.connect(url, autocommit=True)
 
     pacer = Pacer(connect)
-    client = XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect))
+    client = XeroClient(settings, TokenStore(connect, settings, obtain_with_sdk), Pacer(connect))
     rss_before = peak_rss_mb()
     results = []
     loaded = 0

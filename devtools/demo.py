@@ -15,7 +15,7 @@ from contextlib import closing
 
 import psycopg
 
-from astute_xero import run_summary
+from astute_xero.report import run_summary
 from devtools import astute_db, demo_data
 from devtools.xero_setup import airflow_connection_json, authorise_app
 from xero_sandbox import XeroSandbox

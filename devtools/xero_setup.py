@@ -35,7 +35,7 @@ def airflow_connection_json(app: XeroApp, sandbox_url: str, *, limits: dict | No
     organisations) tells the pacer the sandbox's limits when a benchmark has changed them."""
     return json.dumps(
         {
-            "conn_type": "http",
+            "conn_type": "xero",
             "login": app.client_id,
             "password": app.client_secret,
             "extra": {"api_url": sandbox_url, "identity_url": sandbox_url, "refresh_token": app.refresh_token,

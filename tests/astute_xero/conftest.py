@@ -9,12 +9,13 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from astute_xero import allocation, chunk_planning, contacts, run_summary, sync_state
-from astute_xero.chunk_export import ChunkKey, export_chunk
-from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import Pacer
-from astute_xero.xero_client import XeroClient
-from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
+from astute_xero.export import allocation, chunk_planning, contacts, sync_state
+from astute_xero.report import run_summary
+from astute_xero.export.chunk_export import ChunkKey, export_chunk
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import Pacer
+from astute_xero.xero.client import XeroClient
+from astute_xero.xero.tokens import TokenStore, XeroConnectionSettings, obtain_with_sdk
 from devtools.astute_data import AstuteData
 from devtools.xero_setup import SANDBOX_TIMEOUTS, XeroApp, authorise_app
 
@@ -77,7 +78,7 @@ def sandbox_client(xero, app: XeroApp, database_url: str, **pacer_options) -> Xe
     def connect() -> psycopg.Connection:
         return psycopg.connect(database_url, autocommit=True)
 
-    return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect, **pacer_options),
+    return XeroClient(settings, TokenStore(connect, settings, obtain_with_sdk), Pacer(connect, **pacer_options),
                       **SANDBOX_TIMEOUTS)
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero.chunk_export import ChunkOutcomeUnknown, export_chunk
+from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
 
@@ -152,7 +152,7 @@ def test_the_sdk_never_retries_behind_our_back(xero):
     from xero_python.api_client.oauth2 import OAuth2Token
     from xero_python.exceptions import RateLimitException
 
-    from astute_xero.xero_client import harden
+    from astute_xero.xero.client import harden
 
     tenant = xero.backend.add_tenant("Org")
     xero.backend.faults.rate_limit_next(1, problem="minute", retry_after=30)

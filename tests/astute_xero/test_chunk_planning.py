@@ -5,11 +5,11 @@ import json
 
 from xero_python.api_client.serializer import serialize
 
-from astute_xero.chunk_planning import assign_chunks, plan_chunks, share_chunk_budget
-from astute_xero.chunk_export import load_chunk
-from astute_xero.mapping import to_xero
-from astute_xero.migrations import apply_migrations
-from astute_xero import sync_state
+from astute_xero.export.chunk_planning import assign_chunks, plan_chunks, share_chunk_budget
+from astute_xero.export.chunk_export import load_chunk
+from astute_xero.export.mapping import to_xero
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.export import sync_state
 from devtools.astute_data import AstuteData, Line
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from astute_xero.contacts import name_key
-from astute_xero.xero_client import escape_where_string
+from astute_xero.export.contacts import name_key
+from astute_xero.xero.client import escape_where_string
 
 
 def test_names_compare_like_xero_ignoring_case_accents_and_spaces():

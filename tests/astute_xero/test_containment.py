@@ -15,12 +15,13 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from astute_xero import allocation, chunk_planning, contacts, report, run_summary, run_validation, sync_state
-from astute_xero.chunk_export import export_chunk
-from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import Pacer
-from astute_xero.validation import DocumentValidator
-from astute_xero.xero_client import XeroClient
+from astute_xero.export import allocation, chunk_planning, contacts, run_validation, sync_state
+from astute_xero.report import integration as report, run_summary
+from astute_xero.export.chunk_export import export_chunk
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import Pacer
+from astute_xero.export.validation import DocumentValidator
+from astute_xero.xero.client import XeroClient
 from devtools.astute_data import AstuteData, Line
 from devtools.xero_setup import XeroApp, authorise_app
 from tests.astute_xero.conftest import sandbox_client

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero import allocation, operations, run_validation
-from astute_xero.chunk_export import ChunkOutcomeUnknown, export_chunk
-from astute_xero.validation import DocumentValidator
+from astute_xero.export import allocation, run_validation
+from astute_xero.operations import actions as operations
+from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
+from astute_xero.export.validation import DocumentValidator
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
 

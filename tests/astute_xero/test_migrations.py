@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from astute_xero.migrations import apply_migrations
+from astute_xero.operations.migrations import apply_migrations
 
 
 def test_migrations_apply_once_and_are_idempotent(db):

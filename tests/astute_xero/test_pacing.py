@@ -9,9 +9,9 @@ import time
 import psycopg
 import pytest
 
-from astute_xero import pacing
-from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import OrganisationLimits, Pacer, XeroLimits
+from astute_xero.xero import pacing
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import OrganisationLimits, Pacer, XeroLimits
 from astute_xero.sql import load_sql
 
 

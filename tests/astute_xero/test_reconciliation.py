@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero.chunk_export import ChunkOutcomeUnknown, export_chunk
-from astute_xero.xero_client import XeroClient
+from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
+from astute_xero.xero.client import XeroClient
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
 from tests.astute_xero.test_chunk_export import assert_exactly_once, in_xero
@@ -228,8 +228,8 @@ def test_an_organisation_disconnected_before_the_retry_looks_is_stopped_not_fail
 
 
 def test_finding_7_tracking_is_checked_against_the_organisations_categories_never_dropped(pipeline):
-    from astute_xero import chunk_planning, contacts, run_validation, sync_state
-    from astute_xero.validation import DocumentValidator
+    from astute_xero.export import chunk_planning, contacts, run_validation, sync_state
+    from astute_xero.export.validation import DocumentValidator
 
     backend = pipeline.xero.backend
     backend.add_tracking_category(TENANT, "Region", ["North", "South"])

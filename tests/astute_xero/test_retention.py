@@ -14,8 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from astute_xero import retention
-from astute_xero.migrations import apply_migrations
+from astute_xero.operations import retention
+from astute_xero.operations.migrations import apply_migrations
 from devtools import astute_db
 from tests.conftest import REPO_ROOT
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero.tasks import run_scope
+from astute_xero.export.tasks import run_scope
 
 UTC = dt.timezone.utc
 

@@ -17,10 +17,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from astute_xero import backlog, chunk_planning, contacts, organisations, sync_state
-from astute_xero.chunk_export import export_chunk
-from astute_xero.migrations import apply_migrations
-from astute_xero.pacing import DayBudget, OrganisationLimits, Pacer, XeroLimits
+from astute_xero.export import backlog, chunk_planning, contacts, organisations, sync_state
+from astute_xero.export.chunk_export import export_chunk
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import DayBudget, OrganisationLimits, Pacer, XeroLimits
 from devtools.astute_data import AstuteData, Line
 from devtools.xero_setup import authorise_app
 from tests.astute_xero.conftest import sandbox_client
@@ -75,7 +75,7 @@ class Orgs:
             pacer.close()
         chunk_planning.plan_chunks(self.db, run_id, sync_state.exporting_tenants(self.db, run_id),
                                    map_limit=map_limit, calls_left=calls_left)
-        from astute_xero.documents import INVOICE
+        from astute_xero.export.documents import INVOICE
         return run_id, chunk_planning.chunk_keys(self.db, run_id, INVOICE)
 
     def export(self, keys: list, workers: int) -> None:

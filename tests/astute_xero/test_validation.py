@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from astute_xero.documents import CREDIT_NOTE, INVOICE
-from astute_xero.validation import DocumentValidator, XeroChart, header_frame, line_frame
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE
+from astute_xero.export.validation import DocumentValidator, XeroChart, header_frame, line_frame
 
 CHART = XeroChart("t", "Demo Org", frozenset({"200"}), frozenset({"OUTPUT"}), frozenset({"AUD"}),
                   tracking={"Region": frozenset({"North", "South"})})

@@ -9,10 +9,11 @@ import time
 import psycopg
 import pytest
 
-from astute_xero import contacts, xero_client
-from astute_xero.pacing import OrganisationLimits, Pacer, XeroLimits
-from astute_xero.xero_client import DailyLimitReached, XeroCallError, XeroClient
-from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
+from astute_xero.export import contacts
+from astute_xero.xero import client as xero_client
+from astute_xero.xero.pacing import OrganisationLimits, Pacer, XeroLimits
+from astute_xero.xero.client import DailyLimitReached, XeroCallError, XeroClient
+from astute_xero.xero.tokens import TokenStore, XeroConnectionSettings, obtain_with_sdk
 from devtools.xero_setup import SANDBOX_TIMEOUTS, authorise_app
 from tests.astute_xero.conftest import TENANT
 
@@ -109,7 +110,7 @@ def test_one_minute_limit_429_is_waited_out_and_retried(pipeline):
 def test_a_slow_token_refresh_holds_no_concurrency_slot(db, xero, database_url):
     """Two apps call one organisation through a pacer that allows one call in flight. App A's token
     has expired and its refresh is slow; app B's call must not wait for A's refresh."""
-    from astute_xero.migrations import apply_migrations
+    from astute_xero.operations.migrations import apply_migrations
 
     apply_migrations(db)
     backend = xero.backend
@@ -122,7 +123,7 @@ def test_a_slow_token_refresh_holds_no_concurrency_slot(db, xero, database_url):
         app = authorise_app(backend, [TENANT])
         settings = XeroConnectionSettings(connection_id, app.client_id, app.client_secret, app.refresh_token,
                                           api_url=xero.url, identity_url=xero.url)
-        return XeroClient(settings, TokenStore(connect, settings, refresh_with_sdk), Pacer(connect, limits=XeroLimits(OrganisationLimits(concurrent=1))),
+        return XeroClient(settings, TokenStore(connect, settings, obtain_with_sdk), Pacer(connect, limits=XeroLimits(OrganisationLimits(concurrent=1))),
                           **SANDBOX_TIMEOUTS)
 
     slow = client_for("xero_a")

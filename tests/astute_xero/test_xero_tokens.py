@@ -14,15 +14,15 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from astute_xero import xero_tokens
-from astute_xero.migrations import apply_migrations
-from astute_xero.xero_tokens import (
+from astute_xero.xero import tokens as xero_tokens
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.tokens import (
     TokenCipher,
     TokenStore,
     XeroAuthorisationError,
     XeroConnectionSettings,
     fingerprint,
-    refresh_with_sdk,
+    obtain_with_sdk,
 )
 from devtools.xero_setup import authorise_app
 
@@ -38,7 +38,7 @@ def chain(db: psycopg.Connection, xero, database_url: str) -> Callable[..., Toke
             connection_id="xero_default", client_id=app.client_id, client_secret=app.client_secret,
             seed_refresh_token=refresh_token, api_url=xero.url, identity_url=xero.url,
         )
-        return TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, refresh_with_sdk)
+        return TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, obtain_with_sdk)
 
     store.app = app  # type: ignore[attr-defined]
     store.tenant = tenant  # type: ignore[attr-defined]
@@ -51,7 +51,7 @@ def token_calls(xero) -> list:
 
 def refresh_in_a_worker_process(database_url: str, settings: XeroConnectionSettings, barrier) -> str:
     """What an Airflow task does first: get an access token, here forcing a refresh, all at once."""
-    store = TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, refresh_with_sdk)
+    store = TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, obtain_with_sdk)
     barrier.wait(30)
     return store.access_token().value
 

@@ -61,7 +61,7 @@ def test_a_backfill_over_two_past_intervals_exports_only_the_reset_items_in_them
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
-        "PYTHONPATH": f"{REPO_ROOT / 'plugins'}{os.pathsep}{REPO_ROOT}",
+        "PYTHONPATH": str(REPO_ROOT),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from astute_xero import report
+from astute_xero.report import integration as report
 from devtools.astute_data import Line
 from tests.conftest import REPO_ROOT
 from tests.dags.conftest import AU_TENANT

@@ -23,9 +23,9 @@ from typing import TypeVar
 
 import psycopg
 
-from astute_xero import organisations, sync_state
+from astute_xero.export import organisations, sync_state
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import ApiCall, XeroCallError, XeroClient
+from astute_xero.xero.client import ApiCall, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 

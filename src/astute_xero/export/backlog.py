@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from astute_xero.chunk_planning import MAX_INVOICES_PER_CHUNK, share_chunk_budget
-from astute_xero.pacing import DayBudget
+from astute_xero.export.chunk_planning import MAX_INVOICES_PER_CHUNK, share_chunk_budget
+from astute_xero.xero.pacing import DayBudget
 from astute_xero.sql import load_sql
-from astute_xero.sync_state import RunScope
+from astute_xero.export.sync_state import RunScope
 
 # Calls a run makes to an organisation before its chunks: its chart (4 reads). Kept out of the day's calls a
 # run selects documents for; the few Contact calls a run may also make are known only later, when the plan

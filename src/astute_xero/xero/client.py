@@ -33,10 +33,10 @@ from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
 
-from astute_xero.documents import INVOICE, DocumentKind
-from astute_xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
-from astute_xero.chart import XeroChart
-from astute_xero.xero_tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
+from astute_xero.export.documents import INVOICE, DocumentKind
+from astute_xero.xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
+from astute_xero.xero.chart import XeroChart
+from astute_xero.xero.tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
 log = logging.getLogger(__name__)
 

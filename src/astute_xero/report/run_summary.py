@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
 from astute_xero.sql import load_sql
 
 

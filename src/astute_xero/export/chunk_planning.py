@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 
 import psycopg
 
-from astute_xero import sync_state
-from astute_xero.chunk_export import ChunkKey
-from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
+from astute_xero.export import sync_state
+from astute_xero.export.chunk_export import ChunkKey
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
 from astute_xero.sql import load_sql
 
 MAX_INVOICES_PER_CHUNK = 100

@@ -4,7 +4,7 @@ What is still to export (invoices, pay runs, credit notes), what blocks it and w
 the entity's last runs with their API-log chunk counts and outcomes. As text (the export DAG's
 last task logs it), as a self-contained HTML page, and from the command line without an export:
 
-    python -m astute_xero.report --billing-entity-id 1 [--date-from 2026-06-01] [--date-to …] [--html report.html]
+    python -m astute_xero.report.integration --billing-entity-id 1 [--date-from 2026-06-01] [--date-to …] [--html report.html]
 
 The database is ASTUTE_DB_URL (or --db-url), else the Airflow connection astute_db.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psycopg
 
-from astute_xero import sync_state
-from astute_xero.documents import CREDIT_NOTE, KINDS
+from astute_xero.export import sync_state
+from astute_xero.export.documents import CREDIT_NOTE, KINDS
 from astute_xero.sql import load_sql
 
 RECENT_RUNS = 10
@@ -210,7 +210,7 @@ def _connect(db_url: str | None) -> psycopg.Connection:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m astute_xero.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m astute_xero.report.integration", description=__doc__.split("\n\n")[0])
     parser.add_argument("--billing-entity-id", type=int, required=True)
     parser.add_argument("--date-from", type=dt.date.fromisoformat)
     parser.add_argument("--date-to", type=dt.date.fromisoformat)

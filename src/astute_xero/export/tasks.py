@@ -16,14 +16,16 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from astute_xero import (allocation, backlog, chunk_planning, contacts, operations, organisations, report, run_summary,
-                         sync_state)
-from astute_xero.chunk_export import ChunkKey, export_chunk
-from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS
+from astute_xero.export import allocation, backlog, chunk_planning, contacts, organisations, sync_state
+from astute_xero.operations import actions as operations
+from astute_xero.report import integration as report
+from astute_xero.report import run_summary
+from astute_xero.export.chunk_export import ChunkKey, export_chunk
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS
 from astute_xero.hooks import XeroHook, astute_connection
-from astute_xero.migrations import apply_migrations
-from astute_xero.xero_client import ApiCall, XeroClient
-from astute_xero.xero_tokens import XeroAuthorisationError
+from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.client import ApiCall, XeroClient
+from astute_xero.xero.tokens import XeroAuthorisationError
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,8 @@ def extract_documents(run_id: int) -> dict[str, int]:
 def validate_documents(run_id: int) -> dict[str, int]:
     # Imported here: validation needs pandas and Great Expectations, which no other task does (every task
     # process parses this DAG's imports, so they would cost every chunk task seconds).
-    from astute_xero import run_validation
-    from astute_xero.validation import DocumentValidator
+    from astute_xero.export import run_validation
+    from astute_xero.export.validation import DocumentValidator
 
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
         result = run_validation.validate_run(conn, client, run_id, DocumentValidator(), _each_organisation(run_id))

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from astute_xero.chart import TRACKING_INCOMPLETE, XeroChart, tracking_key
-from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
+from astute_xero.xero.chart import TRACKING_INCOMPLETE, XeroChart, tracking_key
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
 
 HEADER_COLUMNS = [
     "document_id", "number", "customer_name", "document_date", "due_date", "currency", "line_count", "subtotal",

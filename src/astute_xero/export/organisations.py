@@ -20,7 +20,7 @@ from typing import TypeVar, Union
 
 import psycopg
 
-from astute_xero.xero_client import XeroClient
+from astute_xero.xero.client import XeroClient
 
 T = TypeVar("T")
 

@@ -32,11 +32,11 @@ from typing import Any
 import psycopg
 from xero_python.accounting import Allocation, CreditNote, Invoice
 
-from astute_xero import organisations, sync_state
-from astute_xero.documents import CREDIT_NOTE, INVOICE
-from astute_xero.reconciliation import is_history_copy
+from astute_xero.export import organisations, sync_state
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE
+from astute_xero.export.reconciliation import is_history_copy
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import XeroCallError, XeroClient
+from astute_xero.xero.client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 

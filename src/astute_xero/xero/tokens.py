@@ -1,5 +1,9 @@
 """One OAuth2 token chain per Xero connection, shared by every worker through the database.
 
+Two grant types. authorization_code (a Xero app a person authorised): the chain below. client_credentials
+(a Xero Custom Connection, one organisation): no refresh token and no chain; the access token is fetched
+with the client id and secret, shared through the same row (sealed, under the same lock) until it expires.
+
 Xero's refresh tokens rotate: each refresh returns a new one and the old one
 dies (after a 30-minute grace). Two workers refreshing at once would break the
 chain, so refreshes are serialised by a row lock on xero_sync.oauth_token, the
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 import psycopg
 
 from astute_xero.sql import load_sql
+from astute_xero.xero.scopes import (AUTHORIZATION_CODE, CLIENT_CREDENTIALS, DEFAULT_API_URL, DEFAULT_IDENTITY_URL,
+                                     DEFAULT_LOGIN_URL, GRANT_TYPES, GRANULAR_SCOPES)
 
 # Refresh well before expiry so that the SDK (which refreshes by itself under 60 s) never has to.
 REFRESH_MARGIN = dt.timedelta(minutes=5)
@@ -48,10 +54,29 @@ class XeroConnectionSettings:
     connection_id: str
     client_id: str
     client_secret: str = field(repr=False)
-    seed_refresh_token: str = field(repr=False)
-    api_url: str = "https://api.xero.com"
-    identity_url: str = "https://identity.xero.com"
-    scope: str = "offline_access accounting.transactions accounting.contacts accounting.settings"
+    seed_refresh_token: str | None = field(default=None, repr=False)  # authorization_code only
+    grant_type: str = AUTHORIZATION_CODE
+    api_url: str = DEFAULT_API_URL
+    identity_url: str = DEFAULT_IDENTITY_URL
+    login_url: str = DEFAULT_LOGIN_URL
+    scope: str = GRANULAR_SCOPES
+
+    def __post_init__(self) -> None:
+        if self.grant_type not in GRANT_TYPES:
+            raise ValueError(f"Xero connection '{self.connection_id}': grant_type is {self.grant_type!r}; it must be "
+                             f"one of {', '.join(GRANT_TYPES)}.")
+        if self.grant_type == AUTHORIZATION_CODE and not self.seed_refresh_token:
+            raise ValueError(f"Xero connection '{self.connection_id}' (grant type authorization_code) has no refresh "
+                             "token: run `astute-xero authorise` to get one, or set grant_type to client_credentials "
+                             "for a Custom Connection.")
+
+    @property
+    def chain_fingerprint(self) -> str:
+        """What the stored tokens were obtained with: a new refresh token (or new client credentials, for a
+        Custom Connection) in the connection starts over."""
+        if self.grant_type == CLIENT_CREDENTIALS:
+            return fingerprint(f"{CLIENT_CREDENTIALS}:{self.client_id}:{self.client_secret}")
+        return fingerprint(self.seed_refresh_token or "")
 
     @property
     def accounting_base_url(self) -> str:
@@ -65,7 +90,7 @@ class XeroConnectionSettings:
 @dataclass(frozen=True)
 class TokenGrant:
     access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)  # None from client credentials
     expires_in: int
     scope: str
 
@@ -157,7 +182,9 @@ def mask_tokens(*tokens: str | None) -> None:
             mask_secret(token)
 
 
-RefreshCall = Callable[[XeroConnectionSettings, str], TokenGrant]
+# Obtains the next grant: from the chain's refresh token (authorization_code), or from the client id and
+# secret alone (client_credentials, which is passed None).
+RefreshCall = Callable[[XeroConnectionSettings, str | None], TokenGrant]
 
 
 def fingerprint(secret: str) -> str:
@@ -205,8 +232,11 @@ class TokenStore:
 
     def _sealed_link_of_this_chain(self, row: tuple) -> bool:
         access_token, _expires_at, _scope, seed, refresh_token = row
-        this_chain = seed == fingerprint(self._settings.seed_refresh_token)
+        this_chain = seed == self._settings.chain_fingerprint
         return this_chain and is_sealed(access_token) and is_sealed(refresh_token)
+
+    def _seal(self, token: str | None) -> str | None:
+        return None if token is None else self._cipher.seal(token)
 
     def _unseal(self, stored: str | None) -> str | None:
         token = self._cipher.unseal(stored, self._settings.connection_id)
@@ -236,7 +266,7 @@ class TokenStore:
 
     def _refresh_in_transaction(self, conn: psycopg.Connection, rejected: str | None) -> AccessToken:
         settings = self._settings
-        seed = fingerprint(settings.seed_refresh_token)
+        seed = settings.chain_fingerprint
         with conn.transaction():
             lock_timeout = f"{max(1, round(TOKEN_LOCK_WAIT_S * 1000))}ms"
             conn.execute(load_sql("token_lock_timeout"), {"lock_timeout": lock_timeout})
@@ -245,7 +275,7 @@ class TokenStore:
                 {
                     "connection_id": settings.connection_id,
                     "seed": seed,
-                    "refresh_token": self._cipher.seal(settings.seed_refresh_token),
+                    "refresh_token": self._seal(settings.seed_refresh_token),
                 },
             )
             stored_access, expires_at, scope, stored_seed, stored_refresh = conn.execute(
@@ -264,8 +294,8 @@ class TokenStore:
                         load_sql("token_seal"),
                         {
                             "connection_id": settings.connection_id,
-                            "refresh_token": self._cipher.seal(refresh_token),
-                            "access_token": self._cipher.seal(access_token),
+                            "refresh_token": self._seal(refresh_token),
+                            "access_token": self._seal(access_token),
                         },
                     )
                 return AccessToken(access_token, expires_at, scope or settings.scope)  # another worker refreshed
@@ -278,8 +308,8 @@ class TokenStore:
                 {
                     "connection_id": settings.connection_id,
                     "seed": seed,
-                    "refresh_token": self._cipher.seal(grant.refresh_token),
-                    "access_token": self._cipher.seal(grant.access_token),
+                    "refresh_token": self._seal(grant.refresh_token),
+                    "access_token": self._seal(grant.access_token),
                     "expires_at": expires_at,
                     "scope": grant.scope,
                 },
@@ -288,37 +318,35 @@ class TokenStore:
         return AccessToken(grant.access_token, expires_at, grant.scope)
 
 
-def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> TokenGrant:
-    """Refresh through xero-python's TokenApi, pointed at the connection's identity URL, with a real
-    (connect, read) timeout: TokenApi.refresh_token passes none, and without one a token endpoint that
-    never answers would hold the task (and the chain's row lock) forever."""
+def obtain_with_sdk(settings: XeroConnectionSettings, refresh_token: str | None) -> TokenGrant:
+    """The next token, through xero-python's TokenApi pointed at the connection's identity URL: a refresh of the
+    chain (authorization_code), or a new token from the client id and secret (client_credentials). With a real
+    (connect, read) timeout: TokenApi passes none, and without one a token endpoint that never answers would
+    hold the task (and the chain's row lock) forever."""
     import urllib3
-    from xero_python.api_client import ApiClient, Configuration
-    from xero_python.api_client.oauth2 import TokenApi
     from xero_python.exceptions import ApiException
 
-    from astute_xero.xero_client import harden
-
     connect_s, read_s = TOKEN_TIMEOUT_S
-    api_client = harden(ApiClient(Configuration()))
-    sdk_call_api = api_client.call_api
-
-    def call_api_with_timeout(*args, **kwargs):
-        kwargs.setdefault("_request_timeout", (connect_s, read_s))  # a tuple: the form xero-python honours
-        return sdk_call_api(*args, **kwargs)
-
-    api_client.call_api = call_api_with_timeout  # this client makes one call: the refresh
-    token_api = TokenApi(api_client, settings.client_id, settings.client_secret)
-    token_api.refresh_token_url = settings.token_url
+    token_api = sdk_token_api(settings)
+    custom = settings.grant_type == CLIENT_CREDENTIALS
     try:
-        answer = token_api.refresh_token(refresh_token, settings.scope.split())
+        if custom:
+            answer = token_api.get_client_credentials_token(app_store_billing=False)
+        else:
+            answer = token_api.refresh_token(refresh_token, settings.scope.split())
     except ApiException as error:
         detail = _error_code(error.body)
         if error.status == 400 and detail in {"invalid_grant", "invalid_client", "unauthorized_client"}:
+            if custom:
+                raise XeroAuthorisationError(
+                    f"Xero refused the client credentials of connection '{settings.connection_id}' ({detail}): check "
+                    "the Custom Connection's client id and secret (login and password of the connection) and that "
+                    "the connection is still active at Xero."
+                ) from None
             raise XeroAuthorisationError(
                 f"Xero refused to refresh the token of connection '{settings.connection_id}' ({detail}). "
-                "The token chain is broken: re-authorise the Xero app and put the new refresh token in the "
-                f"connection's extra 'refresh_token' (airflow connections / AIRFLOW_CONN_{settings.connection_id.upper()})."
+                "The token chain is broken: re-authorise the Xero app (`astute-xero authorise`), which puts the new "
+                f"refresh token in the connection's extra 'refresh_token' (AIRFLOW_CONN_{settings.connection_id.upper()})."
             ) from None
         raise RuntimeError(
             f"Xero's token endpoint answered HTTP {error.status} for connection '{settings.connection_id}'."
@@ -341,10 +369,34 @@ def refresh_with_sdk(settings: XeroConnectionSettings, refresh_token: str) -> To
     mask_tokens(answer.get("access_token"), answer.get("refresh_token"), answer.get("id_token"))
     return TokenGrant(
         access_token=answer["access_token"],
-        refresh_token=answer["refresh_token"],
+        refresh_token=None if custom else answer["refresh_token"],
         expires_in=int(answer.get("expires_in", 1800)),
         scope=answer.get("scope") or settings.scope,
     )
+
+
+def sdk_token_api(settings: XeroConnectionSettings):
+    """xero-python's TokenApi for this connection: its token URLs pointed at the connection's identity URL, every
+    call with TOKEN_TIMEOUT_S, and the project's retry policy (xero_client.harden)."""
+    from xero_python.api_client import ApiClient, Configuration
+    from xero_python.api_client.oauth2 import TokenApi
+
+    from astute_xero.xero.client import harden
+
+    api_client = harden(ApiClient(Configuration()))
+    sdk_call_api = api_client.call_api
+
+    def call_api_with_timeout(*args, **kwargs):
+        kwargs.setdefault("_request_timeout", TOKEN_TIMEOUT_S)  # a tuple: the form xero-python honours
+        return sdk_call_api(*args, **kwargs)
+
+    api_client.call_api = call_api_with_timeout
+    token_api = TokenApi(api_client, settings.client_id, settings.client_secret)
+    # Instance attributes: the class attributes are shared by every TokenApi in the process.
+    token_api.refresh_token_url = settings.token_url
+    token_api.client_credentials_token_url = settings.token_url
+    token_api.revoke_token_url = settings.identity_url.rstrip("/") + "/connect/revocation"
+    return token_api
 
 
 def _error_code(body: bytes | None) -> str:

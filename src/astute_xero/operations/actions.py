@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from astute_xero import sync_state
-from astute_xero.documents import CREDIT_NOTE, INVOICE
+from astute_xero.export import sync_state
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE
 from astute_xero.sql import load_sql
 
 

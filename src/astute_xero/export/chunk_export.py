@@ -29,12 +29,12 @@ import psycopg
 from xero_python.accounting import CreditNote, Invoice
 from xero_python.api_client.serializer import serialize
 
-from astute_xero import sync_state
-from astute_xero.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
-from astute_xero.mapping import AstuteDocument, AstuteLine, to_xero, xero_id
-from astute_xero.reconciliation import PriorAttempt, Verdict, judge
+from astute_xero.export import sync_state
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
+from astute_xero.export.mapping import AstuteDocument, AstuteLine, to_xero, xero_id
+from astute_xero.export.reconciliation import PriorAttempt, Verdict, judge
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import ApiCall, XeroCallError, XeroClient
+from astute_xero.xero.client import ApiCall, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 

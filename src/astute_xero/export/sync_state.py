@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from astute_xero.sql import load_sql
-from astute_xero.xero_client import ApiCall
+from astute_xero.xero.client import ApiCall
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from xero_python.accounting import (
     LineItemTracking,
 )
 
-from astute_xero.documents import CREDIT_NOTE, INVOICE, DocumentKind
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
 
 INVOICE_TYPE = "ACCREC"
 CREDIT_NOTE_TYPE = "ACCRECCREDIT"

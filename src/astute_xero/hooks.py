@@ -1,13 +1,14 @@
-"""Airflow's side of the two connections: astute_db (Postgres) and xero_default (Xero).
+"""Airflow's side of the two connections: astute_db (Postgres) and xero_default (type xero, this provider's).
 
-xero_default: login = client id, password = client secret, extra =
-{"api_url", "identity_url", "refresh_token"} (api_url defaults to
-https://api.xero.com, identity_url to https://identity.xero.com), and optionally
-"read_timeout_s" (default 120) and "late_commit_margin_s" (default 60), and "limits": Xero's
-limits the pacer plans with, every key optional (defaults: Xero's published limits), e.g.
-{"per_minute": 60, "per_day": 5000, "concurrent": 5, "app_per_minute": 10000,
- "organisations": {"<tenant id>": {"per_day": 1000}}} for an organisation on Xero's Starter tier
-(see pacing.XeroLimits). Both work from AIRFLOW_CONN_* environment variables in JSON form.
+xero_default: login = client id, password = client secret; the form's fields (extra): grant_type
+(authorization_code, the default, or client_credentials for a Custom Connection), refresh_token
+(authorization_code only; `astute-xero authorise` writes it), scope (default: the granular scopes,
+astute_xero.xero.scopes), api_url, identity_url, login_url (Xero's, by default). Further extra keys:
+"read_timeout_s" (default 120), "late_commit_margin_s" (default 60), and "limits": Xero's limits the pacer
+plans with, every key optional (defaults: Xero's published limits), e.g. {"per_minute": 60, "per_day": 5000,
+"concurrent": 5, "app_per_minute": 10000, "organisations": {"<tenant id>": {"per_day": 1000}}} for an
+organisation on Xero's Starter tier (see pacing.XeroLimits). Both work from AIRFLOW_CONN_* environment
+variables in JSON form.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook
 
-from astute_xero.pacing import Pacer, XeroLimits
-from astute_xero.xero_client import ApiCall, XeroClient
-from astute_xero.xero_tokens import TokenStore, XeroConnectionSettings, refresh_with_sdk
+from astute_xero.xero.pacing import Pacer, XeroLimits
+from astute_xero.xero.client import ApiCall, XeroClient
+from astute_xero.xero.tokens import TokenStore, XeroConnectionSettings, obtain_with_sdk
 
 ASTUTE_CONN_ID = "astute_db"
 XERO_CONN_ID = "xero_default"
@@ -38,7 +39,7 @@ class XeroHook(BaseHook):
 
     conn_name_attr = "xero_conn_id"
     default_conn_name = XERO_CONN_ID
-    conn_type = "http"
+    conn_type = "xero"
     hook_name = "Xero"
 
     def __init__(self, xero_conn_id: str = XERO_CONN_ID) -> None:
@@ -48,16 +49,17 @@ class XeroHook(BaseHook):
     def settings(self) -> XeroConnectionSettings:
         conn = self.get_connection(self.xero_conn_id)
         extra = conn.extra_dejson
-        missing = [name for name, value in (("login (client id)", conn.login), ("password (client secret)", conn.password),
-                                            ("extra.refresh_token", extra.get("refresh_token"))) if not value]
+        missing = [name for name, value in (("login (client id)", conn.login), ("password (client secret)", conn.password))
+                   if not value]
         if missing:
             raise ValueError(f"Airflow connection '{self.xero_conn_id}' lacks {', '.join(missing)}.")
-        optional = {key: extra[key] for key in ("api_url", "identity_url", "scope") if extra.get(key)}
-        return XeroConnectionSettings(
+        optional = {key: extra[key] for key in ("grant_type", "api_url", "identity_url", "login_url", "scope")
+                    if extra.get(key)}
+        return XeroConnectionSettings(  # refuses an unknown grant type, or authorization_code without a token
             connection_id=self.xero_conn_id,
             client_id=conn.login,
             client_secret=conn.password,
-            seed_refresh_token=extra["refresh_token"],
+            seed_refresh_token=extra.get("refresh_token") or None,
             **optional,
         )
 
@@ -73,7 +75,7 @@ class XeroHook(BaseHook):
 
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
         settings = self.settings()
-        tokens = TokenStore(astute_connection, settings, refresh_with_sdk)
+        tokens = TokenStore(astute_connection, settings, obtain_with_sdk)
         extra = self.get_connection(self.xero_conn_id).extra_dejson
         timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
         return XeroClient(settings, tokens, self.pacer(), on_retried_call=on_retried_call, **timeouts)

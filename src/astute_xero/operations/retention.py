@@ -198,7 +198,7 @@ def archive_directory() -> Path:
 
 def apply_migrations_task() -> list[str]:
     from astute_xero.hooks import astute_connection
-    from astute_xero.migrations import apply_migrations
+    from astute_xero.operations.migrations import apply_migrations
 
     with closing(astute_connection()) as conn:
         applied = apply_migrations(conn)

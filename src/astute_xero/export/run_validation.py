@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import psycopg
 
-from astute_xero import organisations, sync_state
-from astute_xero.documents import KINDS
+from astute_xero.export import organisations, sync_state
+from astute_xero.export.documents import KINDS
 from astute_xero.sql import load_sql
-from astute_xero.validation import DocumentValidator, XeroChart, header_frame, line_frame
-from astute_xero.xero_client import XeroCallError, XeroClient
+from astute_xero.export.validation import DocumentValidator, XeroChart, header_frame, line_frame
+from astute_xero.xero.client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from xero_python.accounting import CreditNote, Invoice
 
-from astute_xero.documents import INVOICE, DocumentKind
-from astute_xero.mapping import AstuteDocument, same_content, same_number, xero_id, xero_number, xero_type
+from astute_xero.export.documents import INVOICE, DocumentKind
+from astute_xero.export.mapping import AstuteDocument, same_content, same_number, xero_id, xero_number, xero_type
 
 GONE_STATUSES = ("DELETED", "VOIDED")
 
