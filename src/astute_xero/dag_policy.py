@@ -1,9 +1,13 @@
-"""What every DAG of the project shares: owner, start date, retries, timeouts, tags."""
+"""What every DAG of the project shares: owner, start date, retries, timeouts, tags, alerts."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+from astute_xero.notifications import XeroAlertNotifier
 
 OWNER = "data-engineering"
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -20,6 +24,20 @@ DATABASE_STEP_TIMEOUT = dt.timedelta(minutes=30)
 # A handful of small statements (list a run's chunk keys, remove a Contact link): a minute at most.
 SMALL_STEP_TIMEOUT = dt.timedelta(minutes=10)
 
+# Alerts, optional: sent only where the Airflow connection xero_alerts says (e-mail or a webhook; see
+# astute_xero.notifications), logged otherwise. Every DAG alerts when a run fails.
+FAILURE_ALERT = XeroAlertNotifier()
+# The daily export normally ends within an hour (Xero's limits bound it: a run sends at most what its
+# organisations' day allows, and a backlog continues in the next run). Still running 6 hours after it was
+# queued means it is stuck or starved (no worker, a pool of 0): someone should look before the next day's run.
+EXPORT_DEADLINE_AFTER = dt.timedelta(hours=6)
+EXPORT_DEADLINE = DeadlineAlert(
+    reference=DeadlineReference.DAGRUN_QUEUED_AT,
+    interval=EXPORT_DEADLINE_AFTER,
+    callback=AsyncCallback(XeroAlertNotifier, kwargs={"subject": "Astute → Xero export still running 6 hours after "
+                                                                 "it was queued"}),
+)
+
 # The operations DAGs: triggered by a person with a form, never scheduled. None calls Xero.
 OPERATIONS_DAG: dict[str, Any] = {
     "schedule": None,
@@ -28,4 +46,5 @@ OPERATIONS_DAG: dict[str, Any] = {
     "default_args": {"owner": OWNER, "retries": 1, "retry_delay": dt.timedelta(seconds=30),
                      "execution_timeout": DATABASE_STEP_TIMEOUT},
     "tags": ["xero", "astute", "operations"],
+    "on_failure_callback": FAILURE_ALERT,
 }

@@ -70,12 +70,14 @@ class XeroHook(BaseHook):
         except ValueError as error:
             raise ValueError(f"Airflow connection '{self.xero_conn_id}', extra.{error}") from None
 
-    def pacer(self) -> Pacer:
-        return Pacer(astute_connection, limits=self.limits(), app_key=self.get_connection(self.xero_conn_id).login)
+    def pacer(self, connect: Callable[[], psycopg.Connection] = astute_connection) -> Pacer:
+        return Pacer(connect, limits=self.limits(), app_key=self.get_connection(self.xero_conn_id).login)
 
-    def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None) -> XeroClient:
+    def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None,
+               connect: Callable[[], psycopg.Connection] = astute_connection) -> XeroClient:
+        """A client whose token chain and budgets live in the Astute database (`connect`: astute_db by default)."""
         settings = self.settings()
-        tokens = TokenStore(astute_connection, settings, obtain_with_sdk)
+        tokens = TokenStore(connect, settings, obtain_with_sdk)
         extra = self.get_connection(self.xero_conn_id).extra_dejson
         timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
-        return XeroClient(settings, tokens, self.pacer(), on_retried_call=on_retried_call, **timeouts)
+        return XeroClient(settings, tokens, self.pacer(connect), on_retried_call=on_retried_call, **timeouts)

@@ -83,3 +83,18 @@ def test_housekeeping_runs_daily_and_purges_and_archives_after_the_migrations(da
     assert set(dag.params) == {"retention_days", "archive_api_log_before"}
     assert dag.params["archive_api_log_before"] is None, "archiving happens only when asked for"
     assert dag.get_task("apply_migrations").downstream_task_ids == {"purge_work_rows", "archive_api_log"}
+
+
+def test_every_dag_alerts_when_a_run_fails_and_the_export_has_a_deadline(dagbag):
+    from airflow.sdk.definitions.callback import AsyncCallback
+
+    from astute_xero.notifications import XeroAlertNotifier
+
+    for dag_id, dag in dagbag.dags.items():
+        callbacks = dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
+        assert any(isinstance(callback, XeroAlertNotifier) for callback in callbacks), f"{dag_id} sends no alert"
+    export = dagbag.dags["xero_invoice_export"]
+    deadlines = export.deadline if isinstance(export.deadline, list) else [export.deadline]
+    assert len(deadlines) == 1 and deadlines[0].interval == dt.timedelta(hours=6)
+    assert isinstance(deadlines[0].callback, AsyncCallback)
+    assert deadlines[0].callback.path.endswith("XeroAlertNotifier")

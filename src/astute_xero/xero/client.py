@@ -32,6 +32,7 @@ from xero_python.accounting import (
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import HTTPStatusException, OpenApiException
+from xero_python.identity import IdentityApi
 
 from astute_xero.export.documents import INVOICE, DocumentKind
 from astute_xero.xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
@@ -198,6 +199,27 @@ class XeroClient:
         raise RuntimeError("xero-python tried to refresh a token by itself; the TokenStore owns refreshes")
 
     # --- the calls ---------------------------------------------------------------------
+    def connections(self) -> list[dict[str, Any]]:
+        """The Xero organisations this connection reaches (GET /connections), as Xero lists them: tenantId,
+        tenantName, tenantType, id, authEventId. An identity call, outside every organisation's budget; a token
+        refused once (401) is refreshed and the call sent again."""
+        identity = IdentityApi(self._api_client, base_url=self._settings.api_url.rstrip("/"))
+        for attempt in (1, 2):
+            self._ensure_fresh_token()
+            try:
+                listed = identity.get_connections(_request_timeout=(CONNECT_TIMEOUT_S, self.read_timeout_s))
+            except HTTPStatusException as error:
+                status = getattr(error.http_resp, "status", None)
+                if status == 401 and attempt == 1:
+                    self._rejected_token = self._token.value
+                    continue
+                raise XeroCallError(f"GET /connections answered HTTP {status}",
+                                    ApiCall("GET", "connections", None, dt.datetime.now(dt.timezone.utc),
+                                            http_status=status), outcome_known=True) from None
+            return [{"tenantId": str(c.tenant_id), "tenantName": c.tenant_name, "tenantType": c.tenant_type,
+                     "id": str(c.id), "authEventId": str(c.auth_event_id)} for c in listed]
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def create_documents(
         self, kind: DocumentKind, tenant_id: str, elements: Sequence[Invoice | CreditNote], idempotency_key: str
     ) -> tuple[list[Invoice | CreditNote], ApiCall]:
