@@ -39,8 +39,8 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero.export import tasks
-from astute_xero.dag_policy import (DATABASE_STEP_TIMEOUT, EXPORT_DEADLINE, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
-                                    START_DATE)
+from astute_xero.dag_policy import (DATABASE_STEP_TIMEOUT, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
+                                    START_DATE, export_deadline)
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
            "max_retry_delay": dt.timedelta(minutes=10)}
@@ -77,7 +77,7 @@ SUMMARY_TIMEOUT = dt.timedelta(hours=1)
     catchup=False,
     max_active_runs=1,
     on_failure_callback=FAILURE_ALERT,
-    deadline=EXPORT_DEADLINE,
+    deadline=export_deadline(),
     default_args={"owner": OWNER, **RETRIES, "execution_timeout": DATABASE_STEP_TIMEOUT},
     tags=["xero", "astute", "invoices", "credit notes"],
     params={

@@ -22,12 +22,24 @@ from astute_xero.xero.scopes import AUTHORIZATION_CODE, CLASSIC_SCOPES, GRANULAR
 CONSENT_TIMEOUT_S = 600
 
 
+def _airflow_connection(conn_id: str):
+    """A connection as Airflow's own components resolve it: environment, secrets backends, metadata database.
+    (The Task SDK's lookup, which the hooks use inside tasks, asks the API server instead: a command has none.)"""
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id)
+
+
 def _astute_connection(db_url: str | None) -> psycopg.Connection:
+    """The Astute database: --db-url / $ASTUTE_DB_URL, else the Airflow connection astute_db."""
     if db_url:
         return psycopg.connect(db_url, autocommit=True)
-    from astute_xero.hooks import astute_connection  # the Airflow connection astute_db
+    from astute_xero.hooks import ASTUTE_CONN_ID
 
-    return astute_connection()
+    conn = _airflow_connection(ASTUTE_CONN_ID)
+    options = {key: value for key, value in conn.extra_dejson.items() if key in {"sslmode", "sslrootcert", "options"}}
+    return psycopg.connect(host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password,
+                           dbname=conn.schema, autocommit=True, **options)
 
 
 # ------------------------------------------------------------------------------------------------- authorise
@@ -80,10 +92,9 @@ def authorise(args: argparse.Namespace) -> int:
 def _stored_connection(conn_id: str) -> dict | None:
     """The connection as Airflow resolves it (environment, secrets backend, metadata database), or None."""
     from airflow.exceptions import AirflowNotFoundException
-    from airflow.models.connection import Connection
 
     try:
-        conn = Connection.get_connection_from_secrets(conn_id)
+        conn = _airflow_connection(conn_id)
     except AirflowNotFoundException:
         return None
     return {"login": conn.login, "password": conn.password, "extra": conn.extra_dejson}
@@ -125,14 +136,18 @@ def organisations(args: argparse.Namespace) -> int:
     from astute_xero.xero.client import XeroCallError
     from astute_xero.xero.tokens import XeroAuthorisationError
 
-    hook = XeroHook(args.conn_id)
+    from astute_xero.operations.migrations import apply_migrations
+
+    with _astute_connection(args.db_url) as conn:
+        apply_migrations(conn)  # the token chain and the budgets live in xero_sync, also before the first run
     try:
+        hook = XeroHook(args.conn_id, connection=_airflow_connection(args.conn_id))
         client = hook.client(connect=lambda: _astute_connection(args.db_url))
         try:
             connections = client.connections()
         finally:
             client.close()
-    except (XeroAuthorisationError, XeroCallError, ValueError) as error:
+    except (XeroAuthorisationError, XeroCallError, ValueError, LookupError) as error:
         print(f"Cannot list the organisations of connection '{args.conn_id}': {error}", file=sys.stderr)
         return 2
     with _astute_connection(args.db_url) as conn:

@@ -27,16 +27,27 @@ SMALL_STEP_TIMEOUT = dt.timedelta(minutes=10)
 # Alerts, optional: sent only where the Airflow connection xero_alerts says (e-mail or a webhook; see
 # astute_xero.notifications), logged otherwise. Every DAG alerts when a run fails.
 FAILURE_ALERT = XeroAlertNotifier()
-# The daily export normally ends within an hour (Xero's limits bound it: a run sends at most what its
-# organisations' day allows, and a backlog continues in the next run). Still running 6 hours after it was
-# queued means it is stuck or starved (no worker, a pool of 0): someone should look before the next day's run.
-EXPORT_DEADLINE_AFTER = dt.timedelta(hours=6)
-EXPORT_DEADLINE = DeadlineAlert(
-    reference=DeadlineReference.DAGRUN_QUEUED_AT,
-    interval=EXPORT_DEADLINE_AFTER,
-    callback=AsyncCallback(XeroAlertNotifier, kwargs={"subject": "Astute → Xero export still running 6 hours after "
-                                                                 "it was queued"}),
-)
+
+
+def export_deadline() -> DeadlineAlert | None:
+    """The export run's deadline alert, when [astute_xero] export_deadline_hours is set (airflow.cfg, or
+    AIRFLOW__ASTUTE_XERO__EXPORT_DEADLINE_HOURS where the dag-processor runs): an alert when a run is still
+    going that many hours after it was queued. The daily export normally ends within an hour (Xero's limits
+    bound it, and a backlog continues in the next run), so 6 means stuck or starved (no worker, a pool of 0).
+    Off by default: Airflow's deadline alerts are still experimental (and `dag.test()` cannot run a DAG that
+    has one)."""
+    from airflow.sdk.configuration import conf
+
+    hours = (conf.get("astute_xero", "export_deadline_hours", fallback="") or "").strip()
+    if not hours:
+        return None
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(hours=float(hours)),
+        callback=AsyncCallback(XeroAlertNotifier,
+                               kwargs={"subject": f"Astute → Xero export still running {hours} h after it was queued"}),
+    )
+
 
 # The operations DAGs: triggered by a person with a form, never scheduled. None calls Xero.
 OPERATIONS_DAG: dict[str, Any] = {

@@ -73,5 +73,17 @@ def get_provider_info() -> dict[str, Any]:
                 },
             },
         }],
-        "notifications": ["astute_xero.notifications.FailureNotifier"],
+        "notifications": ["astute_xero.notifications.XeroAlertNotifier"],
+        "config": {
+            "astute_xero": {
+                "description": "The Astute → Xero export.",
+                "options": {
+                    "export_deadline_hours": {
+                        "description": "An alert (through the connection xero_alerts) when an export run is still "
+                                       "going this many hours after it was queued. Empty: no deadline.",
+                        "version_added": "1.0.0", "type": "string", "example": "6", "default": "",
+                    },
+                },
+            },
+        },
     }

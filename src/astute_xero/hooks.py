@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 from airflow.providers.postgres.hooks.postgres import PostgresHook
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
 
 from astute_xero.xero.pacing import Pacer, XeroLimits
 from astute_xero.xero.client import ApiCall, XeroClient
@@ -42,12 +42,18 @@ class XeroHook(BaseHook):
     conn_type = "xero"
     hook_name = "Xero"
 
-    def __init__(self, xero_conn_id: str = XERO_CONN_ID) -> None:
+    def __init__(self, xero_conn_id: str = XERO_CONN_ID, *, connection: Connection | None = None) -> None:
+        """`connection`: the connection already resolved, where the Task SDK cannot look it up (the
+        `astute-xero` commands read Airflow's metadata database themselves); tasks leave it out."""
         super().__init__()
         self.xero_conn_id = xero_conn_id
+        self._connection = connection
+
+    def connection(self) -> Connection:
+        return self._connection or self.get_connection(self.xero_conn_id)
 
     def settings(self) -> XeroConnectionSettings:
-        conn = self.get_connection(self.xero_conn_id)
+        conn = self.connection()
         extra = conn.extra_dejson
         missing = [name for name, value in (("login (client id)", conn.login), ("password (client secret)", conn.password))
                    if not value]
@@ -64,20 +70,20 @@ class XeroHook(BaseHook):
         )
 
     def limits(self) -> XeroLimits:
-        extra = self.get_connection(self.xero_conn_id).extra_dejson
+        extra = self.connection().extra_dejson
         try:
             return XeroLimits.from_config(extra.get("limits"))
         except ValueError as error:
             raise ValueError(f"Airflow connection '{self.xero_conn_id}', extra.{error}") from None
 
     def pacer(self, connect: Callable[[], psycopg.Connection] = astute_connection) -> Pacer:
-        return Pacer(connect, limits=self.limits(), app_key=self.get_connection(self.xero_conn_id).login)
+        return Pacer(connect, limits=self.limits(), app_key=self.connection().login)
 
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None,
                connect: Callable[[], psycopg.Connection] = astute_connection) -> XeroClient:
         """A client whose token chain and budgets live in the Astute database (`connect`: astute_db by default)."""
         settings = self.settings()
         tokens = TokenStore(connect, settings, obtain_with_sdk)
-        extra = self.get_connection(self.xero_conn_id).extra_dejson
+        extra = self.connection().extra_dejson
         timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
         return XeroClient(settings, tokens, self.pacer(connect), on_retried_call=on_retried_call, **timeouts)

@@ -85,15 +85,22 @@ def test_housekeeping_runs_daily_and_purges_and_archives_after_the_migrations(da
     assert dag.get_task("apply_migrations").downstream_task_ids == {"purge_work_rows", "archive_api_log"}
 
 
-def test_every_dag_alerts_when_a_run_fails_and_the_export_has_a_deadline(dagbag):
-    from airflow.sdk.definitions.callback import AsyncCallback
-
+def test_every_dag_alerts_when_a_run_fails(dagbag):
     from astute_xero.notifications import XeroAlertNotifier
 
     for dag_id, dag in dagbag.dags.items():
         callbacks = dag.on_failure_callback if isinstance(dag.on_failure_callback, list) else [dag.on_failure_callback]
         assert any(isinstance(callback, XeroAlertNotifier) for callback in callbacks), f"{dag_id} sends no alert"
-    export = dagbag.dags["xero_invoice_export"]
+
+
+def test_the_export_has_a_deadline_alert_once_configured(dagbag, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.definitions.callback import AsyncCallback
+
+    assert not dagbag.dags["xero_invoice_export"].deadline  # off by default
+    monkeypatch.setenv("AIRFLOW__ASTUTE_XERO__EXPORT_DEADLINE_HOURS", "6")
+    export = DagBag(dag_folder=str(REPO_ROOT / "dags" / "xero_invoice_export.py"), known_pools={"xero_api"}).dags[
+        "xero_invoice_export"]
     deadlines = export.deadline if isinstance(export.deadline, list) else [export.deadline]
     assert len(deadlines) == 1 and deadlines[0].interval == dt.timedelta(hours=6)
     assert isinstance(deadlines[0].callback, AsyncCallback)
