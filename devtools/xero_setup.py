@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 from dataclasses import dataclass, field
 
+from astute_xero.xero.scopes import GRANULAR_SCOPES
 from xero_sandbox import SandboxBackend
 
 
@@ -16,12 +18,17 @@ class XeroApp:
     refresh_token: str = field(repr=False)
 
 
+# Made at Xero after 2 March 2026, like any app made today: it may hold only the granular scopes.
+APP_CREATED = dt.date(2026, 6, 1)
+
+
 def authorise_app(backend: SandboxBackend, tenant_ids: list[str]) -> XeroApp:
-    """Register an app and consent to these organisations, as a person would in Xero's login flow."""
+    """Register an app and consent to these organisations with the pipeline's default (granular) scopes, as a
+    person would in Xero's login flow (`astute-xero authorise` drives that flow itself over HTTP)."""
     client_id = "astute-" + secrets.token_hex(8)
     client_secret = secrets.token_urlsafe(24)
-    backend.register_app(client_id, client_secret)
-    return XeroApp(client_id, client_secret, backend.authorise(client_id, tenant_ids))
+    backend.identity.register_app(client_id, client_secret, created=APP_CREATED)
+    return XeroApp(client_id, client_secret, backend.authorise(client_id, tenant_ids, scope=GRANULAR_SCOPES))
 
 
 # The sandbox answers on loopback in milliseconds: a call it has not answered in 10 s is lost, and one it
