@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import logging
 import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from .backend import SandboxBackend
 from .books import CREDIT_NOTE, INVOICE, DocKind, ElementResult, Ledger, NotFound
-from .identity import TokenError
+from .identity import AuthorizeError, TokenError
 from .records import AccessGrant, RequestRecord, Tenant
 from .where import WhereError
 from .wire import dumps, iso_utc, loads, ms_datetime, round_dp
@@ -24,6 +25,10 @@ from .wire import dumps, iso_utc, loads, ms_datetime, round_dp
 log = logging.getLogger("xero_sandbox")
 
 ACCOUNTING_PREFIX = "/api.xro/2.0/"
+# The sandbox serves every Xero host on one: each endpoint keeps its own host's path.
+# login.xero.com/identity/connect/authorize -> /identity/connect/authorize;
+# identity.xero.com/connect/token -> /connect/token; api.xero.com/connections -> /connections.
+AUTHORIZE_PATH = "/identity/connect/authorize"
 NOT_FOUND_TEXT = b"The resource you're looking for cannot be found"
 CURRENCY_NAMES = {
     "AUD": "Australian Dollar", "NZD": "New Zealand Dollar", "USD": "United States Dollar",
@@ -43,15 +48,31 @@ ACCOUNT_CLASSES = {
     "SUPERANNUATIONLIABILITY": "LIABILITY", "WAGESPAYABLELIABILITY": "LIABILITY", "EQUITY": "EQUITY",
     "OTHERINCOME": "REVENUE", "REVENUE": "REVENUE", "SALES": "REVENUE",
 }
-# Resource -> scope family it needs (".read" variants allow GET).
+# Resource -> the scope families that open it; a family's ".read" variant opens GETs only.
+# Apps made before 2 March 2026 hold the broad accounting.transactions; newer apps hold its granular
+# successors (accounting.invoices, accounting.payments, ...), which older apps may use as well. A
+# sub-resource (History, Allocations) is opened by its parent's scopes, except Attachments.
+TRANSACTIONS = "accounting.transactions"
 SCOPES = {
-    "contacts": ("accounting.contacts",),
-    "invoices": ("accounting.transactions", "accounting.invoices"),
-    "creditnotes": ("accounting.transactions", "accounting.invoices"),
+    "contacts": ("accounting.contacts",), "contactgroups": ("accounting.contacts",),
+    "invoices": (TRANSACTIONS, "accounting.invoices"), "creditnotes": (TRANSACTIONS, "accounting.invoices"),
+    "linkedtransactions": (TRANSACTIONS, "accounting.invoices"), "purchaseorders": (TRANSACTIONS, "accounting.invoices"),
+    "quotes": (TRANSACTIONS, "accounting.invoices"), "repeatinginvoices": (TRANSACTIONS, "accounting.invoices"),
+    "payments": (TRANSACTIONS, "accounting.payments"), "batchpayments": (TRANSACTIONS, "accounting.payments"),
+    "overpayments": (TRANSACTIONS, "accounting.payments"), "prepayments": (TRANSACTIONS, "accounting.payments"),
+    "banktransactions": (TRANSACTIONS, "accounting.banktransactions"),
+    "banktransfers": (TRANSACTIONS, "accounting.banktransactions"),
+    "manualjournals": (TRANSACTIONS, "accounting.manualjournals"),
+    "expenseclaims": (TRANSACTIONS, "accounting.classicexpenses"), "receipts": (TRANSACTIONS, "accounting.classicexpenses"),
+    "journals": ("accounting.journals",),  # only accounting.journals.read exists: GET only
+    # Items are reachable through either family.
+    "items": ("accounting.settings", "accounting.invoices"),
     "organisation": ("accounting.settings",), "accounts": ("accounting.settings",),
     "taxrates": ("accounting.settings",), "currencies": ("accounting.settings",),
-    "trackingcategories": ("accounting.settings",),
+    "trackingcategories": ("accounting.settings",), "brandingthemes": ("accounting.settings",),
+    "users": ("accounting.settings",),
 }
+SUB_RESOURCE_SCOPES = {"attachments": ("accounting.attachments",)}
 
 
 @dataclass
@@ -121,6 +142,22 @@ def not_found() -> ApiResponse:
     return ApiResponse(404, NOT_FOUND_TEXT, content_type="text/html; charset=utf-8")
 
 
+def error_page(status: int, error: str, description: str) -> ApiResponse:
+    """Xero's sign-in error page: a person reads it, no app is told."""
+    body = (f"<!DOCTYPE html><html><head><title>Xero | Error</title></head><body>"
+            f"<h1>Error: {html.escape(error)}</h1><p>{html.escape(description)}</p></body></html>")
+    return ApiResponse(status, body.encode("utf-8"), content_type="text/html; charset=utf-8",
+                       headers={"Cache-Control": "no-store"})
+
+
+def redirect(uri: str, params: dict[str, str | None]) -> ApiResponse:
+    """302 to ``uri`` with ``params`` added to its query (absent ones left out). Spaces are sent
+    as %20 so a scope list reads the same to every client."""
+    query = urlencode({k: v for k, v in params.items() if v is not None}, quote_via=quote)
+    return ApiResponse(302, b"", content_type=None,
+                       headers={"Location": uri + ("&" if "?" in uri else "?") + query, "Cache-Control": "no-store"})
+
+
 class BadRequest(Exception):
     def __init__(self, response: ApiResponse) -> None:
         super().__init__(response.status)
@@ -186,6 +223,8 @@ class SandboxApi:
 
     # ================================================================ identity
     def _identity(self, req: ApiRequest, record: RequestRecord, path: str) -> ApiResponse:
+        if path == AUTHORIZE_PATH and req.method == "GET":
+            return self._authorize(req, record)
         if path == "/connect/token" and req.method == "POST":
             return self._token(req, record)
         if path == "/connect/revocation" and req.method == "POST":
@@ -195,6 +234,31 @@ class SandboxApi:
         if path.startswith("/connections/") and path.count("/") == 2 and req.method == "DELETE":
             return self._disconnect(req, path.rsplit("/", 1)[1])
         return not_found()
+
+    def _authorize(self, req: ApiRequest, record: RequestRecord) -> ApiResponse:
+        """The browser's leg of the authorization-code flow. The person's sign-in and consent
+        screen are played by the backend's consent (``identity.set_consent``); the answer is the
+        redirect the browser would follow, or Xero's error page when the client or its redirect
+        URI cannot be trusted."""
+        query = req.query  # OAuth parameter names are case-sensitive, unlike the Accounting API's
+        state = query.get("state")
+        try:
+            code = self.backend.identity.authorize(
+                client_id=query.get("client_id"), redirect_uri=query.get("redirect_uri"),
+                response_type=query.get("response_type"), scope=query.get("scope"),
+                code_challenge=query.get("code_challenge"), code_challenge_method=query.get("code_challenge_method"))
+        except AuthorizeError as exc:
+            if not exc.redirect:
+                return error_page(400, exc.code, exc.description)
+            record.client_id = query.get("client_id")
+            return redirect(query["redirect_uri"], {"error": exc.code, "state": state})
+        record.client_id = code.client_id
+        # Besides code and state, Xero's redirect carries the granted scope and an OIDC
+        # session_state; clients need only the first two.
+        return redirect(code.redirect_uri, {
+            "code": code.code, "scope": code.scope, "state": state,
+            "session_state": f"{uuid.uuid4().hex}.{uuid.uuid4().hex[:16]}",
+        })
 
     def _client_credentials(self, req: ApiRequest, form: dict[str, str]) -> tuple[str | None, str | None]:
         """xero-python sends client_id/secret in the form; others use HTTP Basic."""
@@ -219,6 +283,10 @@ class SandboxApi:
                 if not form.get("refresh_token"):
                     raise TokenError("invalid_request")
                 answer = identity.refresh(app, form["refresh_token"])
+            elif grant_type == "authorization_code":
+                if not form.get("code"):
+                    raise TokenError("invalid_request")
+                answer = identity.exchange_code(app, form["code"], form.get("redirect_uri"), form.get("code_verifier"))
             elif grant_type == "client_credentials":
                 answer = identity.client_credentials(app, form.get("scope"))
             else:
@@ -284,11 +352,15 @@ class SandboxApi:
             return failure or self._unauthorised(None)
         record.client_id = grant.client_id
         tenant_id = req.headers.get("xero-tenant-id", "").strip().lower()
+        if not tenant_id and grant.custom_connection and len(grant.tenant_ids) == 1:
+            # A custom connection reaches one organisation: Xero needs no xero-tenant-id from it.
+            tenant_id = record.tenant_id = grant.tenant_ids[0]
         if (not tenant_id or tenant_id not in grant.tenant_ids or tenant_id not in self.backend.tenants
                 or not self.backend.identity.is_connected(grant.client_id, tenant_id)):
             return problem(403, "Forbidden", "AuthenticationUnsuccessful")
         segments = req.path[len(ACCOUNTING_PREFIX):].strip("/").split("/")
-        if not self._scope_allows(grant.scope, segments[0].lower(), req.method):
+        sub_resource = segments[2].lower() if len(segments) > 2 else None
+        if not self._scope_allows(grant.scope, segments[0].lower(), req.method, sub_resource):
             return problem(403, "Forbidden", "AuthorizationUnsuccessful")
 
         admission = self.backend.rate_limiter.acquire(tenant_id, grant.client_id)
@@ -307,8 +379,8 @@ class SandboxApi:
         return response
 
     @staticmethod
-    def _scope_allows(scope: str, resource: str, method: str) -> bool:
-        families = SCOPES.get(resource)
+    def _scope_allows(scope: str, resource: str, method: str, sub_resource: str | None = None) -> bool:
+        families = SUB_RESOURCE_SCOPES.get(sub_resource or "") or SCOPES.get(resource)
         if families is None:
             return True  # unknown resources fall through to 404
         granted = set(scope.split())

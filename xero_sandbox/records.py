@@ -41,6 +41,8 @@ class Limits:
     # this > 0 to reproduce: a reuse of a rotated token within this many seconds
     # of its first use is refused with invalid_grant (0 = grace always applies).
     refresh_race_window_s: float = 0.0
+    # An authorization code must be exchanged within 5 minutes of the redirect.
+    authorization_code_ttl_s: int = 300
 
     def day_limit(self, tenant_id: str) -> int:
         """The organisation's calls a day: its own limit if it has one, else ``per_day``."""
@@ -85,11 +87,28 @@ class RequestRecord:
     dropped: bool = False  # connection closed without a response
 
 
+# Apps created on or after this day may ask only for granular scopes (accounting.invoices, ...), not
+# the broad accounting.transactions or accounting.reports.read; older apps may ask for either.
+GRANULAR_SCOPES_FROM = dt.date(2026, 3, 2)
+# An app registered without a creation date is one made before that day, as every app the pipeline
+# used until then was: the existing set-ups keep their broad scopes.
+CLASSIC_APP_CREATED = dt.date(2025, 1, 1)
+
+
 @dataclass
 class App:
     client_id: str
     client_secret: str
     custom_tenant_id: str | None = None  # set for custom connections (client_credentials)
+    # Exact URIs the authorization endpoint may send a user back to (no wildcards, as in Xero).
+    redirect_uris: list[str] = field(default_factory=list)
+    created: dt.date = CLASSIC_APP_CREATED
+    # Custom connections: the scopes the organisation authorised; every token carries them.
+    scope: str | None = None
+
+    @property
+    def granular_scopes_only(self) -> bool:
+        return self.created >= GRANULAR_SCOPES_FROM
 
 
 @dataclass
@@ -242,6 +261,19 @@ class Connection:
 
 
 @dataclass
+class AuthorizationCode:
+    """What a user's consent at the authorization endpoint leaves for the code exchange."""
+
+    code: str
+    client_id: str
+    redirect_uri: str  # the exchange must present the same one
+    scope: str  # granted scopes, space separated, in the order asked
+    tenant_ids: list[str]  # the organisations the user ticked
+    issued: float
+    code_challenge: str | None = None  # PKCE, S256 only
+
+
+@dataclass
 class RefreshGrant:
     """One refresh token in a rotating chain."""
 
@@ -255,6 +287,9 @@ class RefreshGrant:
     used_at: float | None = None  # first exchange; the grace window counts from here
     children: list[str] = field(default_factory=list)
     dead: bool = False
+    # Whether refreshing answers an id_token: only chains consented with "openid" do when they
+    # started at the authorization endpoint (chains from ``authorise`` always have, as before).
+    id_token: bool = True
 
 
 @dataclass
@@ -265,3 +300,5 @@ class AccessGrant:
     scope: str
     expires_at: float
     auth_event_id: str
+    # A custom connection's token reaches its one organisation without an xero-tenant-id header.
+    custom_connection: bool = False
