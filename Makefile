@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test bench clean chromium
+.PHONY: install demo test test-cluster bench clean chromium
 
 install: $(INSTALLED)
 
@@ -26,6 +26,11 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED) chromium
 	$(PY) -m pytest -q
+
+# A real CeleryExecutor cluster on loopback (PostgreSQL and Redis: the machine's, else started here), two
+# workers, one SIGKILLed mid-chunk. CI runs it after `make test`.
+test-cluster: $(INSTALLED) chromium
+	$(PY) -m pytest -q -s -m cluster tests/cluster
 
 # The report's page is checked in a real headless browser: Debian's chromium, installed once.
 chromium:

@@ -111,13 +111,17 @@ def sqlalchemy_url(libpq_url: str, driver: str = "psycopg2") -> str:
 
 
 class AirflowDeployment:
-    """Airflow's four long-running components on loopback, with LocalExecutor. Use as a context manager.
+    """Airflow's four long-running components on loopback, with LocalExecutor (or CeleryExecutor and
+    `celery_workers` workers `worker-1`, `worker-2`, … on `broker_url`). Use as a context manager.
 
     `parallelism`: task slots of the LocalExecutor ([core] parallelism; also max active tasks per DAG).
     `pools`: pool name -> slots, set before the scheduler starts. `env`: extra environment for every
     process (connections as AIRFLOW_CONN_*, AIRFLOW__… settings). `home`: AIRFLOW_HOME (default a new
     temporary directory, kept afterwards for its logs unless `remove_home`). `database`: the name of
     the metadata database to (re)create on the server; dropped on stop unless `keep_database`.
+    `users`: username -> role (viewer, user, op, admin) of Airflow's SimpleAuthManager, which then asks
+    for a login and refuses anyone else (`password(username)` is what it generated); default: no
+    login, everyone is admin.
     """
 
     def __init__(
@@ -134,6 +138,10 @@ class AirflowDeployment:
         keep_database: bool = False,
         remove_home: bool = False,
         startup_timeout_s: float = 180.0,
+        users: dict[str, str] | None = None,
+        celery_workers: int = 0,
+        broker_url: str | None = None,
+        worker_concurrency: int = 8,
     ) -> None:
         self.parallelism = parallelism
         self.pools = dict(pools or {})
@@ -146,6 +154,14 @@ class AirflowDeployment:
         self.keep_database = keep_database
         self.remove_home = remove_home
         self.startup_timeout_s = startup_timeout_s
+        self.users = dict(users or {})
+        if celery_workers and not broker_url:
+            raise ValueError("celery_workers need a broker_url (redis://…)")
+        self.celery_workers = celery_workers
+        self.broker_url = broker_url
+        self.worker_concurrency = worker_concurrency
+        self.workers = tuple(f"worker-{n}" for n in range(1, celery_workers + 1))
+        self.killed: set[str] = set()  # components stopped on purpose (kill()), not failures
         self.api_port = 0
         self.metadata_url = ""  # libpq
         self.env: dict[str, str] = {}
@@ -199,7 +215,7 @@ class AirflowDeployment:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if self.celery_workers else "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.parallelism),
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -220,6 +236,8 @@ class AirflowDeployment:
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            **self._auth_env(),
+            **self._celery_env(),
             **self.extra_env,
         }
         self.airflow("db", "migrate", timeout_s=600)
@@ -227,7 +245,37 @@ class AirflowDeployment:
             self.airflow("pools", "set", name, str(slots), f"{name} (set by the deployment)")
         for component in self.components:
             self._spawn(component)
+        for worker in self.workers:
+            self._spawn(worker)
         self._wait_for_health()
+
+    def _auth_env(self) -> dict[str, str]:
+        if not self.users:
+            return {}
+        return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in self.users.items()),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "simple_auth_manager_passwords.json")}
+
+    def _celery_env(self) -> dict[str, str]:
+        if not self.celery_workers:
+            return {}
+        return {"AIRFLOW__CELERY__BROKER_URL": self.broker_url or "",
+                "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url(self.metadata_url, "psycopg2"),
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                # Each worker names the task instances it runs (task_instance.hostname): see worker_hostname().
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devtools.airflow_deployment.worker_hostname"}
+
+    def kill(self, component: str) -> None:
+        """SIGKILL a component and everything it started (a Celery worker's pool and task processes), as a
+        machine that dies would: nothing is told, nothing cleans up."""
+        self.killed.add(component)
+        _signal_group(self._processes[component], signal.SIGKILL)
+        self._processes[component].wait(timeout=30)
+
+    def password(self, username: str) -> str:
+        """The password the SimpleAuthManager generated for one of `users` (the API server writes them at start)."""
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json").read_text(encoding="utf-8"))
+        return passwords[username]
 
     def stop(self) -> None:
         """Stop every process started here (SIGTERM to its process group, SIGKILL after 30 s). Idempotent."""
@@ -267,14 +315,14 @@ class AirflowDeployment:
 
     def print_log_locations(self) -> None:
         print(f"Airflow deployment logs (AIRFLOW_HOME {self.home}):", file=sys.stderr)
-        for component in self.components:
+        for component in (*self.components, *self.workers):
             print(f"  {component}: {self.logs_dir / (component + '.log')}", file=sys.stderr)
         print(f"  tasks: {self.logs_dir}/dag_id=*/run_id=*/task_id=*/", file=sys.stderr)
 
     def check_alive(self) -> None:
         """Raise if a component has exited."""
         for name, process in self._processes.items():
-            if process.poll() is not None:
+            if process.poll() is not None and name not in self.killed:
                 self._failed = True
                 raise DeploymentError(f"airflow {name} exited with {process.returncode}; its log: "
                                       f"{self.logs_dir / (name + '.log')}")
@@ -426,10 +474,15 @@ class AirflowDeployment:
         log = open(self.logs_dir / f"{component}.log", "ab")
         self._log_files[component] = log
         args = [sys.executable, "-m", "airflow", component]
+        env = self.env
         if component == "api-server":
             args += ["--host", "127.0.0.1", "--port", str(self.api_port), "--workers", str(self.api_workers)]
+        elif component in self.workers:
+            args = [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{component}@%h",
+                    "--concurrency", str(self.worker_concurrency), "--skip-serve-logs"]
+            env = {**self.env, WORKER_NAME_VARIABLE: component}
         # A session of its own: stop() signals the whole group (executor workers, task processes).
-        self._processes[component] = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        self._processes[component] = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                       stdin=subprocess.DEVNULL, cwd=self.home, start_new_session=True)
 
     def _wait_for_health(self) -> None:
@@ -449,6 +502,16 @@ class AirflowDeployment:
             time.sleep(1)
         self._failed = True
         raise DeploymentError(f"Airflow not healthy within {self.startup_timeout_s:g} s; last health answer: {last}")
+
+
+WORKER_NAME_VARIABLE = "AIRFLOW_DEPLOYMENT_WORKER"
+
+
+def worker_hostname() -> str:
+    """[core] hostname_callable of a deployment with Celery workers: the worker's name (worker-1, …) beside the
+    machine's, so that task_instance.hostname tells which of the workers on this one machine ran a task."""
+    name = os.environ.get(WORKER_NAME_VARIABLE)
+    return f"{socket.getfqdn()}:{name}" if name else socket.getfqdn()
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -1,0 +1,175 @@
+"""A real CeleryExecutor cluster on this machine loses a worker mid-chunk and still sends everything exactly once.
+
+`make test-cluster` (CI runs it after `make test`): PostgreSQL (metadata and Astute) and Redis on loopback,
+`airflow db migrate`, then the api-server, scheduler, dag-processor, triggerer and two `airflow celery worker`
+processes. The export runs over two organisations of 1,500 invoices each against the Xero sandbox with its
+limits on and a realistic latency, with more task slots than Xero allows calls at once (so the pacer, not the
+slots, holds each organisation to 5); one worker is SIGKILLed while it holds chunks at Xero. Airflow notices
+(the task instances' heartbeats stop), retries them on the other worker, and the retries reconcile with Xero
+before sending.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import time
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from devtools import astute_db
+from devtools.airflow_deployment import AirflowDeployment, DeploymentError
+from devtools.astute_data import AstuteData, Line
+from devtools.loopback_services import postgres_server_url, redis_broker
+from devtools.xero_setup import airflow_connection_json, authorise_app
+from xero_sandbox import XeroSandbox
+
+pytestmark = pytest.mark.cluster
+
+DAG_ID = "xero_invoice_export"
+CHUNK_TASKS = {"export_invoice_chunk", "export_credit_note_chunk"}
+ORGANISATIONS = 2
+INVOICES_PER_ORGANISATION = 1500  # 15 chunks each
+GO_LIVE = dt.date(2026, 1, 1)
+# What Xero takes to answer, roughly: a chunk of 100 invoices some seconds, a read well under one.
+LATENCY_S = {"/api.xro/2.0/Invoices": 4.0, "/api.xro/2.0/": 0.3}
+WORKER_SLOTS = 8  # per worker: 16 task slots for 30 chunks of 2 organisations, more than Xero's 2 x 5 calls
+TIMEOUT_S = 900
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Everything started, and stopped again whatever happens; yields what the test looks at."""
+    server = postgres_server_url()
+    database = f"astute_xero_cluster_{int(time.time())}"
+    astute_url = astute_db.create_database(server, database)
+    sandbox = XeroSandbox.start(host="127.0.0.1", port=0)
+    try:
+        backend = sandbox.backend
+        for prefix, seconds in LATENCY_S.items():
+            backend.faults.latency(seconds, path_prefix=prefix)
+        tenants = [backend.add_tenant(f"Cluster Org {n}") for n in range(1, ORGANISATIONS + 1)]
+        numbers = load_invoices(astute_url, tenants)
+        app = authorise_app(backend, tenants)
+        env = {
+            "AIRFLOW_CONN_ASTUTE_DB": astute_db.airflow_connection_json(astute_url),
+            "AIRFLOW_CONN_XERO_DEFAULT": airflow_connection_json(app, sandbox.url),
+            # A worker that dies is noticed when its task instances stop heartbeating: 30 s, not 5 minutes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        }
+        with redis_broker() as broker:
+            with AirflowDeployment(parallelism=2 * WORKER_SLOTS + 4, pools={"xero_api": 10 * ORGANISATIONS},
+                                   env=env, server_url=server, celery_workers=2, broker_url=broker,
+                                   worker_concurrency=WORKER_SLOTS, users={"admin": "admin"}) as airflow:
+                yield {"airflow": airflow, "sandbox": sandbox, "tenants": tenants, "numbers": numbers,
+                       "astute_url": astute_url, "broker": broker, "server": server}
+    finally:
+        sandbox.stop()
+        astute_db.drop_database(server, database)
+
+
+def load_invoices(url: str, tenants: list[str]) -> dict[str, set[str]]:
+    """Sent invoices per organisation, 20 customers each; returns the invoice numbers per tenant."""
+    numbers: dict[str, set[str]] = {}
+    lines = [Line(), Line(description="Overtime", quantity=Decimal("4.5000"), unit_amount=Decimal("78.5625"))]
+    with psycopg.connect(url, autocommit=True) as conn:
+        astute_db.load_astute_schema(conn)
+        data = AstuteData(conn)
+        data.regions()
+        for o, tenant in enumerate(tenants, start=1):
+            entity = data.entity(f"Cluster Entity {o}", tenant_id=tenant, go_live=GO_LIVE)
+            customers = [data.customer(f"Cluster {o} Customer {c:02d}") for c in range(20)]
+            numbers[tenant] = set()
+            for n in range(INVOICES_PER_ORGANISATION):
+                number = f"C{o}-{n:05d}"
+                data.invoice(entity, customers[n % 20], number=number,
+                             invoice_date=dt.date(2026, 6, 1) + dt.timedelta(days=n % 60), lines=lines)
+                numbers[tenant].add(number)
+            data.flush()
+    return numbers
+
+
+def chunk_tries(airflow: AirflowDeployment, run_id: str) -> list[dict]:
+    """Every try of every chunk task of the run: the current ones and those in task_instance_history."""
+    current = [{"task_id": ti.task_id, "map_index": ti.map_index, "try_number": ti.try_number, "state": ti.state,
+                "hostname": ti.hostname} for ti in airflow.task_instances(DAG_ID, run_id)
+               if ti.task_id in CHUNK_TASKS and ti.map_index >= 0]
+    with psycopg.connect(airflow.metadata_url, autocommit=True) as conn:
+        earlier = [dict(zip(("task_id", "map_index", "try_number", "state", "hostname"), row)) for row in conn.execute(
+            "SELECT task_id, map_index, try_number, state, hostname FROM task_instance_history "
+            "WHERE dag_id = %s AND run_id = %s AND map_index >= 0", (DAG_ID, run_id))]
+    return current + [t for t in earlier if t["task_id"] in CHUNK_TASKS]
+
+
+def worker_of(hostname: str | None) -> str | None:
+    return hostname.rsplit(":", 1)[-1] if hostname and ":" in hostname else None
+
+
+def test_a_worker_killed_mid_chunk_costs_nothing(cluster):
+    airflow, sandbox, tenants = cluster["airflow"], cluster["sandbox"], cluster["tenants"]
+    backend = sandbox.backend
+    airflow.wait_for_dag(DAG_ID)
+    backend.rate_limiter.reset()
+    airflow.unpause(DAG_ID)  # its scheduled run starts: the data interval ends today, after every invoice
+
+    # Wait for worker-1 to hold chunk tasks while their PUTs are at Xero, then kill it.
+    deadline = time.monotonic() + TIMEOUT_S
+    victim, held = "worker-1", []
+    while time.monotonic() < deadline:
+        runs = airflow.dag_runs(DAG_ID)
+        run_id = runs[0].run_id if runs else None
+        held = [ti for ti in airflow.task_instances(DAG_ID, run_id) if ti.task_id in CHUNK_TASKS
+                and ti.state == "running" and worker_of(ti.hostname) == victim] if run_id else []
+        chunks_flowing = any(r.method == "PUT" and r.path.endswith("/Invoices") for r in backend.requests)
+        if len(held) >= 3 and chunks_flowing:  # a PUT takes 4 s at Xero: the held ones are mostly in theirs
+            break
+        airflow.check_alive()
+        time.sleep(0.5)
+    else:
+        raise DeploymentError("worker-1 never held three chunk tasks at Xero")
+    killed_at, killed_at_clock = time.monotonic(), backend.clock()
+    airflow.kill(victim)
+    print(f"\nSIGKILLed {victim} while it ran {len(held)} chunk task(s): "
+          f"{', '.join(ti.label or str(ti.map_index) for ti in held)}")
+
+    run = airflow.wait_for_run(DAG_ID, run_id, timeout_s=max(60.0, deadline - time.monotonic()))
+    airflow.wait_until_idle(DAG_ID, timeout_s=300)  # a run it triggered, if any, finishes too
+    recovered_s = time.monotonic() - killed_at
+
+    tries = chunk_tries(airflow, run_id)
+    workers = collections.Counter(worker_of(t["hostname"]) for t in tries if t["hostname"])
+    retried = sorted({(t["task_id"], t["map_index"]) for t in tries if t["try_number"] > 1})
+    in_xero = {tenant: collections.Counter(inv["InvoiceNumber"] for inv in backend.invoices(tenant)) for tenant in tenants}
+    duplicates = sum(count - 1 for counter in in_xero.values() for count in counter.values() if count > 1)
+    lost = sum(len(cluster["numbers"][tenant] - set(in_xero[tenant])) for tenant in tenants)
+    peaks = {tenant: backend.peak_concurrency(tenant) for tenant in tenants}
+    # PUTs Xero was working on when the worker died (their answers never reached it: the retries reconciled).
+    puts_at_kill = [r for r in backend.requests if r.method == "PUT" and r.started <= killed_at_clock <= r.ended]
+    with psycopg.connect(cluster["astute_url"], autocommit=True) as conn:
+        recorded = dict(conn.execute(
+            "SELECT i.invoice_number, e.xero_invoice_id::text FROM xero_sync.invoice_export e "
+            "JOIN astute.invoice i ON i.id = e.invoice_id WHERE e.status = 'exported'").fetchall())
+        statuses = collections.Counter(s for (s,) in conn.execute("SELECT status FROM xero_sync.invoice_export"))
+    xero_ids = {inv["InvoiceNumber"]: inv["InvoiceID"] for tenant in tenants for inv in backend.invoices(tenant)}
+    disagreeing = sorted(n for n in xero_ids if recorded.get(n) != xero_ids[n])
+
+    print(json.dumps({
+        "run": run.state, "workers_used": dict(workers), "chunk_tasks": len({(t["task_id"], t["map_index"]) for t in tries}),
+        "tasks_retried": len(retried), "puts_at_xero_when_killed": len(puts_at_kill),
+        "duplicates": duplicates, "lost": lost,
+        "peak_concurrency_per_organisation": {backend.tenants[t].name: p for t, p in peaks.items()},
+        "xero_sync_statuses": dict(statuses), "xero_sync_disagreeing_with_xero": len(disagreeing),
+        "seconds_from_kill_to_green": round(recovered_s, 1),
+    }, indent=2))
+
+    assert run.state == "success"
+    assert set(workers) == {"worker-1", "worker-2"}, f"chunks ran on {dict(workers)}"
+    assert retried, "the killed worker's chunk tasks were retried"
+    assert duplicates == 0 and lost == 0
+    assert all(peak <= 5 for peak in peaks.values()), peaks
+    assert statuses == {"exported": ORGANISATIONS * INVOICES_PER_ORGANISATION}
+    assert disagreeing == []
