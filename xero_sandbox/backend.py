@@ -94,13 +94,15 @@ class SandboxBackend:
             )
         return tenant_id
 
-    def authorise(self, client_id: str, tenant_ids: list[str], scope: str = DEFAULT_SCOPE) -> str:
-        """A user consents to ``tenant_ids``: returns the first refresh token of a new chain."""
+    def authorise(self, client_id: str, tenant_ids: list[str], scope: str = DEFAULT_SCOPE,
+                  refresh_token: str | None = None) -> str:
+        """A user consents to ``tenant_ids``: returns the first refresh token of a new chain (``refresh_token``
+        when given: a consent made before this sandbox started, whose token a connection already holds)."""
         with self.lock:
             missing = [t for t in tenant_ids if t.lower() not in self.tenants]
             if missing:
                 raise KeyError(f"unknown tenants: {missing}")
-        return self.identity.authorise(client_id, [t.lower() for t in tenant_ids], scope)
+        return self.identity.authorise(client_id, [t.lower() for t in tenant_ids], scope, refresh_token)
 
     def disconnect(self, client_id: str, tenant_id: str) -> None:
         """The organisation disconnects the app (Settings > Connected apps, or

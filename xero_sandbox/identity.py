@@ -168,9 +168,10 @@ class IdentityStore:
             else:
                 self.consents[client_id] = [t.lower() for t in tenant_ids]
 
-    def authorise(self, client_id: str, tenant_ids: list[str], scope: str) -> str:
+    def authorise(self, client_id: str, tenant_ids: list[str], scope: str, refresh_token: str | None = None) -> str:
         """A user consents (the whole browser round trip, as a shortcut): connections are (re)made
-        and a new chain starts."""
+        and a new chain starts. ``refresh_token``: the chain's first token, for a sandbox that must
+        honour a consent made before it started (a deployment's configured connection); else random."""
         with self._lock:
             app = self.apps.get(client_id)
             if app is None:
@@ -180,8 +181,10 @@ class IdentityStore:
                 raise ValueError(f"invalid_scope: app {client_id!r} may not ask for {' '.join(refused)}")
             now = self._clock()
             auth_event_id = self._connect(client_id, tenant_ids, now)
+            if refresh_token is not None and refresh_token in self.refresh_grants:
+                raise ValueError("that refresh token is already a link of a chain")
             grant = RefreshGrant(
-                token=_opaque(), client_id=client_id, tenant_ids=list(tenant_ids),
+                token=refresh_token or _opaque(), client_id=client_id, tenant_ids=list(tenant_ids),
                 scope=scope, auth_event_id=auth_event_id, issued=now,
             )
             self.refresh_grants[grant.token] = grant
