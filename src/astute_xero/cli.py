@@ -9,11 +9,13 @@ xero_default and astute_db; the same AIRFLOW_HOME or AIRFLOW__* settings as the 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
 import tempfile
 import webbrowser
+from pathlib import Path
 
 import psycopg
 
@@ -161,7 +163,18 @@ def organisations(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from astute_xero.report import integration
 
-    return integration.main(args.report_args)
+    with _astute_connection(args.db_url) as conn:
+        try:
+            page = integration.build_report(conn, args.billing_entity_id, args.date_from, args.date_to)
+        except ValueError as error:
+            print(f"astute-xero report: {error}", file=sys.stderr)
+            return 2
+    print(integration.render_text(page))
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(integration.render_html(page), encoding="utf-8")
+        print(f"HTML report: {args.html}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -193,8 +206,14 @@ def parser() -> argparse.ArgumentParser:
                       help="the Astute database (default: $ASTUTE_DB_URL, else the Airflow connection astute_db)")
     orgs.set_defaults(run=organisations)
 
-    rep = commands.add_parser("report", help="the Xero Integration report of one billing entity", add_help=False)
-    rep.add_argument("report_args", nargs=argparse.REMAINDER)
+    rep = commands.add_parser("report", help="the Xero Integration report of one billing entity (text; --html: the "
+                              "page, as the export writes it for e-mail)")
+    rep.add_argument("--billing-entity-id", type=int, required=True)
+    rep.add_argument("--date-from", type=dt.date.fromisoformat, help="documents dated on or after (YYYY-MM-DD)")
+    rep.add_argument("--date-to", type=dt.date.fromisoformat, help="documents dated on or before (YYYY-MM-DD)")
+    rep.add_argument("--html", type=Path, help="also write the report as a self-contained HTML page here")
+    rep.add_argument("--db-url", default=os.environ.get("ASTUTE_DB_URL"),
+                     help="the Astute database (default: $ASTUTE_DB_URL, else the Airflow connection astute_db)")
     rep.set_defaults(run=report)
     return root
 

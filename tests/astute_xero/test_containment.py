@@ -24,6 +24,7 @@ from astute_xero.export.validation import DocumentValidator
 from astute_xero.xero.client import XeroClient
 from devtools.astute_data import AstuteData, Line
 from devtools.xero_setup import XeroApp, authorise_app
+from astute_xero.xero.scopes import GRANULAR_SCOPES
 from tests.astute_xero.conftest import sandbox_client
 
 # Organisations are worked in tenant-id order: A first, B in the middle, C last.
@@ -176,7 +177,7 @@ def test_an_organisation_the_app_is_not_connected_to_is_stopped_at_validation_an
     assert reason in report.render_text(page) and report.render_html(page).count("Re-connect the organisation") == 1
 
     # Re-connected, the next run exports it.
-    orgs.xero.backend.authorise(orgs.app.client_id, [ORGS["B"]])
+    orgs.xero.backend.authorise(orgs.app.client_id, [ORGS["B"]], scope=GRANULAR_SCOPES)
     orgs.run()
     assert orgs.stopped() == {}
     orgs.assert_others_finished("A", "B", "C")

@@ -25,6 +25,7 @@ from astute_xero.xero.tokens import (
     obtain_with_sdk,
 )
 from devtools.xero_setup import authorise_app
+from astute_xero.xero.scopes import GRANULAR_SCOPES
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def test_a_valid_access_token_is_shared_not_refreshed_again(chain, xero):
 
 def test_a_new_refresh_token_in_the_connection_restarts_the_chain(chain, xero, db):
     chain().access_token()
-    fresh = xero.backend.authorise(chain.app.client_id, [chain.tenant])
+    fresh = xero.backend.authorise(chain.app.client_id, [chain.tenant], scope=GRANULAR_SCOPES)
     token = chain(fresh).access_token()
     assert token.value
     (stored,) = db.execute("SELECT refresh_token FROM xero_sync.oauth_token").fetchone()
@@ -270,7 +271,7 @@ def test_a_fernet_key_that_cannot_read_the_stored_tokens_is_named_and_nothing_is
     assert chain().access_token().value  # the refresh above stored everything under the new key
     # Without the old key at all, re-authorising restarts the chain.
     fernet_key(Fernet.generate_key().decode())
-    fresh = xero.backend.authorise(chain.app.client_id, [chain.tenant])
+    fresh = xero.backend.authorise(chain.app.client_id, [chain.tenant], scope=GRANULAR_SCOPES)
     assert chain(fresh).access_token().value
     assert plaintext_at_rest(db, xero) == []
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from devtools.astute_data import Line
+from astute_xero.xero.scopes import GRANULAR_SCOPES
 from tests.conftest import REPO_ROOT
 from tests.dags.conftest import AU_TENANT, GO_LIVE, NZ_TENANT
 
@@ -302,7 +303,7 @@ def reauthorise(world, tenants: list[str], database_url: str, monkeypatch):
     from tests.conftest import connect_airflow
 
     app = XeroApp(world.app.client_id, world.app.client_secret,
-                  world.xero.backend.authorise(world.app.client_id, tenants))
+                  world.xero.backend.authorise(world.app.client_id, tenants, scope=GRANULAR_SCOPES))
     connect_airflow(monkeypatch, database_url, app, world.xero.url)
     return app
 

@@ -2,38 +2,75 @@
 
 What is still to export (invoices, pay runs, credit notes), what blocks it and what to fix, and
 the entity's last runs with their API-log chunk counts and outcomes. As text (the export DAG's
-last task logs it), as a self-contained HTML page, and from the command line without an export:
+last task logs it), as a self-contained HTML page (the same Jinja templates as the report's page in
+the Airflow UI, astute_xero.report.web), and from the command line without an export:
 
-    python -m astute_xero.report.integration --billing-entity-id 1 [--date-from 2026-06-01] [--date-to …] [--html report.html]
+    astute-xero report --billing-entity-id 1 [--date-from 2026-06-01] [--date-to …] [--html report.html]
 
-The database is ASTUTE_DB_URL (or --db-url), else the Airflow connection astute_db.
+(astute_xero.cli: the database is --db-url, $ASTUTE_DB_URL, else the Airflow connection astute_db.)
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import datetime as dt
-import html
-import os
-import sys
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 
 from astute_xero.export import sync_state
-from astute_xero.export.documents import CREDIT_NOTE, KINDS
+from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS
+from astute_xero.report.fixes import Fix, fix_for
 from astute_xero.sql import load_sql
 
 RECENT_RUNS = 10
+
+# Why a document is not in Xero yet (BlockedDocument.kind).
+VALIDATION_ERROR = "Validation error"
+FAILED_IN_XERO = "Failed in Xero"
+WAITING_FOR_INVOICE = "Waiting for its invoice"
+NOT_ALLOCATED = "Not allocated"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation error of a held-back document: the reason a finance person acts on."""
+
+    rule: str
+    message: str
+    line_no: int | None = None
+
+    @property
+    def fix(self) -> Fix:
+        return fix_for(self.rule)
 
 
 @dataclass(frozen=True)
 class BlockedDocument:
     label: str
     document_date: dt.date
-    kind: str  # "Validation error", "Failed in Xero", "Waiting for its invoice" or "Not allocated"
+    kind: str  # VALIDATION_ERROR, FAILED_IN_XERO, WAITING_FOR_INVOICE or NOT_ALLOCATED
     reason: str
+    document_kind: str = INVOICE.name  # the Astute record: astute.invoice or astute.credit_note ...
+    document_id: int = 0  # ... and its id
+    customer_id: int | None = None  # known for validation errors (some are about the customer's Contact)
+    problems: tuple[Problem, ...] = ()  # each validation error, with its line
+    waits_for_invoice_id: int | None = None  # a waiting credit note's invoice
+
+    @property
+    def anchor(self) -> str:
+        """The document's row on the page: #invoice-42."""
+        return f"{self.document_kind}-{self.document_id}"
+
+    @property
+    def astute_record(self) -> str:
+        return f"astute.{self.document_kind} id {self.document_id}"
+
+    def astute_field(self, problem: Problem) -> str | None:
+        """The Astute column a validation error is about, e.g. astute.invoice_line.account_code."""
+        return problem.fix.astute_field(KINDS[self.document_kind])
 
 
 @dataclass(frozen=True)
@@ -52,6 +89,8 @@ class RunLine:
     held: int
     allocated: int
     mock_exported: int
+    dag_id: str | None = None  # the Airflow DAG run that did it
+    airflow_run_id: str | None = None
 
 
 @dataclass
@@ -73,6 +112,15 @@ class IntegrationReport:
     def period(self) -> str:
         return f"{self.date_from or 'the beginning'} to {self.date_to or 'today'}"
 
+    @property
+    def fixes(self) -> list[Fix]:
+        """The fixes the blocked documents call for, each once, in the order they first appear."""
+        seen: dict[str, Fix] = {}
+        for blocked in self.blocked:
+            for problem in blocked.problems:
+                seen.setdefault(problem.rule, problem.fix)
+        return list(seen.values())
+
 
 def build_report(
     conn: psycopg.Connection, billing_entity_id: int, date_from: dt.date | None = None, date_to: dt.date | None = None
@@ -81,6 +129,13 @@ def build_report(
     report = IntegrationReport(billing_entity_id, entity.name, entity.tenant_id, entity.go_live, date_from, date_to,
                                dt.datetime.now(dt.timezone.utc))
     params = {"billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
+    problems: dict[tuple[str, int], list[Problem]] = defaultdict(list)
+    customers: dict[tuple[str, int], int] = {}
+    for kind_name, document_id, customer_id, line_no, rule, message in conn.execute(
+        load_sql("report_validation_issues"), params
+    ):
+        problems[(kind_name, document_id)].append(Problem(rule, message, line_no))
+        customers[(kind_name, document_id)] = customer_id
     pay_runs = set()
     for kind_name, document_id, number, document_date, pay_run_id, status, last_error, issues, waiting in conn.execute(
         load_sql("report_outstanding"), params
@@ -91,20 +146,34 @@ def build_report(
             report.invoices_to_export += 1
         if pay_run_id is not None:
             pay_runs.add(pay_run_id)
-        label = KINDS[kind_name].describe(document_id, number)
+        document = {"label": KINDS[kind_name].describe(document_id, number), "document_date": document_date,
+                    "document_kind": kind_name, "document_id": document_id}
         if issues:
-            report.blocked.append(BlockedDocument(label, document_date, "Validation error", issues))
+            report.blocked.append(BlockedDocument(
+                kind=VALIDATION_ERROR, reason=issues, customer_id=customers.get((kind_name, document_id)),
+                problems=tuple(problems[(kind_name, document_id)]), **document))
         elif status == "failed":
-            report.blocked.append(BlockedDocument(label, document_date, "Failed in Xero", last_error or ""))
+            report.blocked.append(BlockedDocument(kind=FAILED_IN_XERO, reason=last_error or "", **document))
         elif waiting:
-            report.blocked.append(BlockedDocument(label, document_date, "Waiting for its invoice", waiting))
+            report.blocked.append(BlockedDocument(kind=WAITING_FOR_INVOICE, reason=waiting, **document))
     report.pay_runs_to_export = len(pay_runs)
+    waiting_ids = [b.document_id for b in report.blocked if b.kind == WAITING_FOR_INVOICE]
+    if waiting_ids:
+        credited = dict(conn.execute(load_sql("report_credited_invoices"), {"credit_note_ids": waiting_ids}))
+        report.blocked = [dataclasses.replace(b, waits_for_invoice_id=credited.get(b.document_id))
+                          if b.kind == WAITING_FOR_INVOICE else b for b in report.blocked]
     for credit_note_id, number, credit_date, detail in conn.execute(load_sql("report_allocation_failures"), params):
-        report.blocked.append(
-            BlockedDocument(CREDIT_NOTE.describe(credit_note_id, number), credit_date, "Not allocated", detail or "")
-        )
-    report.runs = [RunLine(*r) for r in conn.execute(load_sql("report_recent_runs"),
-                                                     {"billing_entity_id": billing_entity_id, "limit": RECENT_RUNS})]
+        report.blocked.append(BlockedDocument(
+            CREDIT_NOTE.describe(credit_note_id, number), credit_date, NOT_ALLOCATED, detail or "",
+            document_kind=CREDIT_NOTE.name, document_id=credit_note_id))
+    runs = [RunLine(*r) for r in conn.execute(load_sql("report_recent_runs"),
+                                              {"billing_entity_id": billing_entity_id, "limit": RECENT_RUNS})]
+    if runs:
+        airflow_runs = {run_id: (dag_id, airflow_run_id) for run_id, dag_id, airflow_run_id in conn.execute(
+            load_sql("report_run_links"), {"run_ids": [r.run_id for r in runs]})}
+        runs = [dataclasses.replace(r, dag_id=airflow_runs[r.run_id][0], airflow_run_id=airflow_runs[r.run_id][1])
+                if r.run_id in airflow_runs else r for r in runs]
+    report.runs = runs
     return report
 
 
@@ -130,68 +199,12 @@ def render_text(report: IntegrationReport) -> str:
     return "\n".join(lines)
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1f2933;background:#f7f9fb}
-h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:2rem 0 .6rem}
-.meta{color:#52606d;margin-bottom:1.5rem}
-.tiles{display:flex;gap:1rem;flex-wrap:wrap}
-.tile{background:#fff;border:1px solid #d9e2ec;border-radius:8px;padding:1rem 1.4rem;min-width:11rem}
-.tile .n{font-size:2rem;font-weight:600}.tile .l{color:#52606d}
-.tile.bad .n{color:#b42318}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #d9e2ec}
-th,td{text-align:left;padding:.45rem .7rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
-th{background:#eef2f7;font-weight:600}
-.kind{white-space:nowrap;font-weight:600}.kind.v{color:#b54708}.kind.x{color:#b42318}
-.empty{color:#52606d;font-style:italic}.nowrap{white-space:nowrap}
-"""
-
-
 def render_html(report: IntegrationReport) -> str:
-    """A page a finance person can open: one file, no scripts, no external resources."""
-    e = html.escape
-    tiles = [
-        ("Invoices still to export", report.invoices_to_export, False),
-        ("Pay runs still to export", report.pay_runs_to_export, False),
-        ("Credit notes still to export", report.credit_notes_to_export, False),
-        ("Validation errors, failures and waiting credit notes", len(report.blocked), bool(report.blocked)),
-    ]
-    tile_html = "".join(
-        f'<div class="tile{" bad" if bad else ""}"><div class="n" data-count="{e(label)}">{n}</div>'
-        f'<div class="l">{e(label)}</div></div>'
-        for label, n, bad in tiles
-    )
-    blocked_rows = "".join(
-        f'<tr><td class="nowrap">{e(b.label)}</td><td class="nowrap">{b.document_date}</td>'
-        f'<td class="kind {"x" if b.kind == "Failed in Xero" else "v"}">{e(b.kind)}</td>'
-        f"<td>{'<br>'.join(e(part) for part in b.reason.split(' | '))}</td></tr>"
-        for b in report.blocked
-    ) or '<tr><td colspan="4" class="empty">Nothing blocks the export.</td></tr>'
-    run_rows = "".join(
-        f"<tr><td>{r.run_id}</td><td>{e(r.kind.replace('_', ' '))}</td><td class=\"nowrap\">{r.started_at:%Y-%m-%d %H:%M}</td>"
-        f"<td>{e(r.status.replace('_', ' '))}</td><td>{r.chunks}</td><td>{r.invoices_exported} + {r.credit_notes_exported}</td><td>{r.failed}</td>"
-        f"<td>{r.held}</td><td>{r.allocated}</td><td>{r.mock_exported}</td><td>{e(r.detail or '')}</td></tr>"
-        for r in report.runs
-    ) or '<tr><td colspan="11" class="empty">No export has run for this entity yet.</td></tr>'
-    organisation = f"Xero organisation {e(report.tenant_id)}" if report.tenant_id else "not linked to Xero"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Xero Integration - {e(report.entity_name)}</title><style>{_CSS}</style></head>
-<body>
-<h1>Xero Integration - {e(report.entity_name)}</h1>
-<div class="meta">Billing entity {report.billing_entity_id} · {organisation} · live since {report.go_live or 'not live'}
- · documents dated {e(report.period)} · generated {report.generated_at:%Y-%m-%d %H:%M} UTC</div>
-<h2>Report Summary</h2>
-<div class="tiles">{tile_html}</div>
-<h2>What blocks the export (fix these in Astute or Xero, then export again)</h2>
-<table><thead><tr><th>Document</th><th>Date</th><th>Problem</th><th>What to fix</th></tr></thead>
-<tbody>{blocked_rows}</tbody></table>
-<h2>Last runs</h2>
-<table><thead><tr><th>Run</th><th>Kind</th><th>Started</th><th>Outcome</th><th>Chunks (API log)</th>
-<th>Exported (invoices + credit notes)</th><th>Failed</th><th>Held back</th><th>Allocated</th><th>Mock-exported</th>
-<th>Note</th></tr></thead>
-<tbody>{run_rows}</tbody></table>
-</body></html>
-"""
+    """The report as one self-contained HTML file: no scripts, no external resources; the page of the
+    Airflow UI (astute_xero.report.web) from the same template, without its settings form."""
+    from astute_xero.report import rendering
+
+    return rendering.render_integration(report, rendering.links_for_file())
 
 
 def write_html(report: IntegrationReport, directory: Path) -> Path:
@@ -199,36 +212,3 @@ def write_html(report: IntegrationReport, directory: Path) -> Path:
     path = directory / f"xero_integration_entity_{report.billing_entity_id}.html"
     path.write_text(render_html(report), encoding="utf-8")
     return path
-
-
-def _connect(db_url: str | None) -> psycopg.Connection:
-    if db_url:
-        return psycopg.connect(db_url, autocommit=True)
-    from astute_xero.hooks import astute_connection  # the Airflow connection, where Airflow is configured
-
-    return astute_connection()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m astute_xero.report.integration", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--billing-entity-id", type=int, required=True)
-    parser.add_argument("--date-from", type=dt.date.fromisoformat)
-    parser.add_argument("--date-to", type=dt.date.fromisoformat)
-    parser.add_argument("--html", type=Path, help="also write the report as a self-contained HTML page here")
-    parser.add_argument("--db-url", default=os.environ.get("ASTUTE_DB_URL"), help="default: $ASTUTE_DB_URL")
-    args = parser.parse_args(argv)
-    with _connect(args.db_url) as conn:
-        try:
-            report = build_report(conn, args.billing_entity_id, args.date_from, args.date_to)
-        except ValueError as error:
-            parser.error(str(error))
-    print(render_text(report))
-    if args.html:
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(render_html(report), encoding="utf-8")
-        print(f"HTML report: {args.html}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
