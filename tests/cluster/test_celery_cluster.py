@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import shutil
 import time
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ import psycopg
 import pytest
 
 from devtools import astute_db
+from devtools.astute_db import REPO_ROOT
 from devtools.airflow_deployment import AirflowDeployment, DeploymentError
 from devtools.astute_data import AstuteData, Line
 from devtools.loopback_services import postgres_server_url, redis_broker
@@ -38,6 +40,7 @@ GO_LIVE = dt.date(2026, 1, 1)
 LATENCY_S = {"/api.xro/2.0/Invoices": 4.0, "/api.xro/2.0/": 0.3}
 WORKER_SLOTS = 8  # per worker: 16 task slots for 30 chunks of 2 organisations, more than Xero's 2 x 5 calls
 TIMEOUT_S = 900
+ARTIFACTS = REPO_ROOT / ".artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +176,78 @@ def test_a_worker_killed_mid_chunk_costs_nothing(cluster):
     assert all(peak <= 5 for peak in peaks.values()), peaks
     assert statuses == {"exported": ORGANISATIONS * INVOICES_PER_ORGANISATION}
     assert disagreeing == []
+
+
+def test_the_airflow_ui_shows_the_export_as_its_users_see_it(cluster):
+    """Headless Chromium logs in to the cluster's UI and opens what a data engineer and finance look at; each
+    screenshot is kept in .artifacts/ and what it shows is asserted."""
+    from playwright.sync_api import expect, sync_playwright
+
+    airflow = cluster["airflow"]
+    run = next(r for r in airflow.dag_runs(DAG_ID) if r.state == "success")
+    chunks = [ti for ti in airflow.task_instances(DAG_ID, run.run_id) if ti.task_id == "export_invoice_chunk"]
+    retried = max(chunks, key=lambda ti: ti.try_number)  # a chunk the killed worker held, if the first test ran
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = []
+
+    def keep(page, name: str) -> None:
+        path = ARTIFACTS / f"cluster_{name}.png"
+        page.screenshot(path=str(path))
+        assert path.stat().st_size > 30_000, f"{name}: a real page, not a blank"
+        shots.append(str(path))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "chromium", headless=True,
+                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        context = browser.new_context(base_url=f"http://127.0.0.1:{airflow.api_port}",
+                                      viewport={"width": 1440, "height": 1000})
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        page.goto("/")
+        page.wait_for_url("**/auth/login**")  # nothing without a login
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(airflow.password("admin"))
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/" not in url)
+
+        # The export DAG and its docs (doc_md): what the pipeline does, in order.
+        page.goto(f"/dags/{DAG_ID}")
+        page.get_by_role("button", name="Dag Docs").click()
+        docs = page.get_by_role("dialog")
+        expect(docs).to_contain_text("Export Sent invoices and credit notes from Astute to Xero")
+        expect(docs).to_contain_text("continue_backlog")
+        keep(page, "dag_docs")
+        page.keyboard.press("Escape")
+
+        # The trigger form: the Params with their titles.
+        page.get_by_role("button", name="Trigger Dag").click()
+        form = page.get_by_role("dialog")
+        for title in ("Billing entities", "Dated from", "Dated up to"):
+            expect(form).to_contain_text(title)
+        keep(page, "trigger_form")
+        page.keyboard.press("Escape")
+
+        # The finished run's mapped chunk tasks, each named by its chunk.
+        page.goto(f"/dags/{DAG_ID}/runs/{run.run_id}/tasks/export_invoice_chunk/mapped")
+        table = page.get_by_role("table")
+        expect(table).to_contain_text("Cluster Entity 1 · invoices · chunk 1/15")
+        expect(table).to_contain_text("Cluster Entity 2 · invoices · chunk 15/15")
+        keep(page, "mapped_chunks")
+
+        # One chunk's log: the retried chunk, on its last try.
+        page.goto(f"/dags/{DAG_ID}/runs/{run.run_id}/tasks/export_invoice_chunk/mapped/{retried.map_index}")
+        label = retried.label
+        assert label and label.startswith("Cluster Entity "), retried
+        expect(page.locator("body")).to_contain_text(f"export_invoice_chunk [{label}]")
+        expect(page.locator("body")).to_contain_text(f"{label}: ChunkResult(")
+        keep(page, "chunk_log")
+
+        # The Xero Integration page, from the nav: nothing left to export.
+        page.goto("/")
+        page.get_by_role("link", name="Xero Integration").click()
+        frame = page.frame_locator("iframe[title='Xero Integration']")
+        expect(frame.locator("h1")).to_contain_text("Xero Integration - Cluster Entity 1")
+        expect(frame.locator("[data-count='Invoices still to export']")).to_have_text("0")
+        keep(page, "xero_integration")
+        browser.close()
+    print("\nUI screenshots: " + ", ".join(shots))
