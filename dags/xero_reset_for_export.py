@@ -6,7 +6,9 @@ their date: history that was never sent, mock-exported items, or items that fail
 by `invoice_ids` / `credit_note_ids`, or by `billing_entity_id` with `date_from` and `date_to`.
 
 A successfully exported item cannot be reset (it is in Xero already): the task then fails and
-its log names each such item and why; the others are reset all the same.
+its log names each such item and why; the others are reset all the same. The exception: an exported
+item that `xero_status_sync` found gone from Xero (no longer held, voided or deleted there: an open
+drift in the Xero Integration report) can be reset, and its drift is then closed.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {
         "xero_invoice_export", "xero_historical_mock_export", "xero_reset_for_export", "xero_remove_contact_link",
-        "xero_housekeeping",
+        "xero_housekeeping", "xero_status_sync",
     }
 
 
@@ -105,3 +105,13 @@ def test_the_export_has_a_deadline_alert_once_configured(dagbag, monkeypatch):
     assert len(deadlines) == 1 and deadlines[0].interval == dt.timedelta(hours=6)
     assert isinstance(deadlines[0].callback, AsyncCallback)
     assert deadlines[0].callback.path.endswith("XeroAlertNotifier")
+
+
+def test_status_sync_reads_each_organisation_in_its_own_task_after_the_export(dagbag):
+    dag = dagbag.dags["xero_status_sync"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable" and dag.timetable.expression == "0 6 * * *"
+    assert set(dag.params) == {"billing_entity_ids", "full_reconciliation"}
+    sync = dag.get_task("sync_organisation")
+    assert sync.pool == "xero_api", "its calls count against the same pool as the export's"
+    assert "organisations_to_read" in sync.upstream_task_ids
+    assert dag.get_task("summarise_status_sync").trigger_rule == "all_done", "one organisation's failure is its own"

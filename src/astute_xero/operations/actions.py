@@ -88,7 +88,8 @@ def reset_for_export(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> ResetResult:
-    """Make items go again in the next export. Anything not successfully exported can be reset.
+    """Make items go again in the next export. Anything not successfully exported can be reset, and an exported
+    one that the status sync found gone from Xero (no longer held, voided or deleted there).
 
     By ids, or every Sent invoice and credit note of an entity in a date range.
     """
@@ -100,12 +101,13 @@ def reset_for_export(
         for kind, ids in ((INVOICE, invoice_ids or []), (CREDIT_NOTE, credit_note_ids or [])):
             rows = conn.execute(load_sql("reset_targets"), {**scope, "kind": kind.name, "document_ids": ids}).fetchall()
             to_reset = []
-            for item_id, number, tenant_id, status, xero_id, exported_at in rows:
+            for item_id, number, tenant_id, status, xero_id, exported_at, gone_from_xero in rows:
                 label = kind.describe(item_id, number)
-                if status == "exported":
+                if status == "exported" and not gone_from_xero:
                     result.refused.append(
                         f"{label}: exported to Xero on {exported_at:%Y-%m-%d} (Xero id {xero_id}); "
-                        "a successfully exported item cannot be reset"
+                        "a successfully exported item cannot be reset (unless xero_status_sync finds it gone from "
+                        "Xero: no longer held, voided or deleted there)"
                     )
                 elif status == "sending":
                     result.refused.append(f"{label}: an export of it is in progress; reset it after that run ends")
@@ -117,6 +119,7 @@ def reset_for_export(
             if to_reset:
                 reset_ids, tenants = (list(column) for column in zip(*to_reset))
                 conn.execute(kind.sql("reset_apply"), {"document_ids": reset_ids, "tenant_ids": tenants})
+                conn.execute(load_sql("drift_resolve_reset"), {"kind": kind.name, "document_ids": reset_ids})
             found = {row[0] for row in rows}
             result.refused.extend(f"{kind.label} id {i}: no Sent {kind.label.lower()} has this id"
                                   for i in ids if i not in found)

@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -93,6 +94,53 @@ class RunLine:
     airflow_run_id: str | None = None
 
 
+PAYMENT_STATES = ("paid", "part-paid", "awaiting payment", "overdue", "not in Xero")
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    state: str  # one of PAYMENT_STATES
+    invoices: int
+    total: Decimal
+    amount_due: Decimal
+
+
+@dataclass(frozen=True)
+class PayRunPayment:
+    pay_run_id: int
+    period_ending: dt.date
+    state: str
+    invoices: int
+    paid: int
+    part_paid: int
+    awaiting_payment: int
+    overdue: int
+    not_in_xero: int
+    amount_due: Decimal
+
+
+@dataclass(frozen=True)
+class Drift:
+    drift: str  # missing_in_xero, voided_in_xero, deleted_in_xero, total_differs, contact_changed, unknown_to_astute
+    kind: str
+    astute_id: int | None
+    number: str | None
+    detail: str
+    what_to_do: str
+    found_at: dt.datetime
+
+    @property
+    def title(self) -> str:
+        return DRIFT_TITLES.get(self.drift, self.drift)
+
+
+DRIFT_TITLES = {
+    "missing_in_xero": "No longer in Xero", "voided_in_xero": "Voided in Xero", "deleted_in_xero": "Deleted in Xero",
+    "total_differs": "Total differs", "contact_changed": "Another Contact in Xero",
+    "unknown_to_astute": "Unknown to Astute",
+}
+
+
 @dataclass
 class IntegrationReport:
     billing_entity_id: int
@@ -107,6 +155,15 @@ class IntegrationReport:
     credit_notes_to_export: int = 0
     blocked: list[BlockedDocument] = field(default_factory=list)
     runs: list[RunLine] = field(default_factory=list)
+    # What Xero showed at the last read back (xero_status_sync); None: never read back.
+    read_back_at: dt.datetime | None = None
+    read_back_error: str | None = None
+    payments: list[PaymentState] = field(default_factory=list)
+    pay_runs: list[PayRunPayment] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+
+    def payment(self, state: str) -> PaymentState:
+        return next((p for p in self.payments if p.state == state), PaymentState(state, 0, Decimal(0), Decimal(0)))
 
     @property
     def period(self) -> str:
@@ -174,7 +231,22 @@ def build_report(
         runs = [dataclasses.replace(r, dag_id=airflow_runs[r.run_id][0], airflow_run_id=airflow_runs[r.run_id][1])
                 if r.run_id in airflow_runs else r for r in runs]
     report.runs = runs
+    _read_back(conn, report, params)
     return report
+
+
+def _read_back(conn: psycopg.Connection, report: IntegrationReport, params: dict) -> None:
+    """The payment picture and the drift, as xero_status_sync last read them (nothing before its first read)."""
+    status = conn.execute(load_sql("report_status_sync"), params).fetchone()
+    if status is None:
+        return
+    report.read_back_at, report.read_back_error = status
+    by_state = {state: PaymentState(state, n, total, due)
+                for state, n, total, due in conn.execute(load_sql("report_payments"), params)}
+    report.payments = [by_state[state] for state in PAYMENT_STATES if state in by_state]
+    report.pay_runs = [PayRunPayment(*row) for row in conn.execute(
+        load_sql("report_pay_run_payments"), {**params, "limit": RECENT_RUNS})]
+    report.drift = [Drift(*row) for row in conn.execute(load_sql("report_drift"), params)]
 
 
 def render_text(report: IntegrationReport) -> str:
@@ -196,6 +268,11 @@ def render_text(report: IntegrationReport) -> str:
         + (f" ({r.detail})" if r.detail else "")
         for r in report.runs
     ] or ["    none yet"]
+    if report.read_back_at is not None:
+        lines.append(f"  In Xero (read back {report.read_back_at:%Y-%m-%d %H:%M} UTC): "
+                     + ", ".join(f"{p.invoices} {p.state} ({p.amount_due} due)" for p in report.payments))
+        lines.append(f"  Astute and Xero disagree: {len(report.drift)}")
+        lines += [f"    - {d.title}: {d.detail} What to do: {d.what_to_do}" for d in report.drift]
     return "\n".join(lines)
 
 

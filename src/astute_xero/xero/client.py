@@ -47,6 +47,7 @@ IDEMPOTENCY_IN_PROGRESS = 409  # Xero is still working on a request with this Id
 LATE_COMMIT_MARGIN_S = 60  # how long after our read timeout Xero may still commit a call we gave up on
 MAX_MINUTE_LIMIT_WAIT_S = 65  # the longest minute-limit Retry-After slept on (its window is 60 s); longer: Airflow retries
 MAX_ATTEMPTS = 5
+READ_PAGE_SIZE = 1000  # Xero's largest page
 RATE_LIMIT_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
 
 T = TypeVar("T")
@@ -290,6 +291,28 @@ class XeroClient:
             if len(batch) < 1000:
                 break
         return found, calls
+
+    def documents_modified(
+        self, kind: DocumentKind, tenant_id: str, since: dt.datetime | None, page: int
+    ) -> tuple[list[Invoice | CreditNote], ApiCall]:
+        """One page (READ_PAGE_SIZE, the most Xero gives) of this kind's sales documents changed since `since`
+        (every one when None), oldest change first: invoices created by this app (createdByMyApp); credit notes
+        of type ACCRECCREDIT (GET /CreditNotes has no createdByMyApp: the caller keeps those it knows)."""
+        options: dict[str, Any] = {"unitdp": 4, "page": page, "page_size": READ_PAGE_SIZE, "order": "UpdatedDateUTC ASC"}
+        if since is not None:
+            options["if_modified_since"] = since
+        if kind is INVOICE:
+            result, call = self._invoke(
+                "GET", "Invoices", tenant_id,
+                lambda **kw: self._accounting.get_invoices(tenant_id, where='Type=="ACCREC"', created_by_my_app=True,
+                                                           **options, **kw),
+            )
+            return list(result.invoices or []), call
+        result, call = self._invoke(
+            "GET", "CreditNotes", tenant_id,
+            lambda **kw: self._accounting.get_credit_notes(tenant_id, where='Type=="ACCRECCREDIT"', **options, **kw),
+        )
+        return list(result.credit_notes or []), call
 
     def invoices_by_id(self, tenant_id: str, invoice_ids: Sequence[str]) -> tuple[list[Invoice], ApiCall]:
         result, call = self._invoke(

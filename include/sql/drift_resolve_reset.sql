@@ -1,0 +1,4 @@
+-- A document gone from Xero and reset for export: its drift is dealt with (the next export sends it again).
+UPDATE xero_sync.drift SET resolved_at = now()
+WHERE kind = %(kind)s AND astute_id = ANY (%(document_ids)s::bigint[]) AND resolved_at IS NULL
+  AND drift IN ('missing_in_xero', 'voided_in_xero', 'deleted_in_xero');

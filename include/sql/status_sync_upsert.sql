@@ -1,0 +1,36 @@
+-- One page read from Xero into xero_document: matched to Astute's documents by Xero's id; credit notes only
+-- when Astute exported them (GET /CreditNotes cannot ask for this app's own). A row that did not change is not
+-- written; every row read is noted in xero_seen (what drift checks, and what a full read did not find).
+WITH page AS (
+    SELECT p.*, coalesce(ie.invoice_id, ce.credit_note_id) AS astute_id
+    FROM xero_page p
+    LEFT JOIN xero_sync.invoice_export ie ON p.kind = 'invoice' AND ie.xero_invoice_id = p.xero_id
+    LEFT JOIN xero_sync.credit_note_export ce ON p.kind = 'credit_note' AND ce.xero_credit_note_id = p.xero_id
+), kept AS (
+    SELECT * FROM page WHERE kind = 'invoice' OR astute_id IS NOT NULL
+), seen AS (
+    INSERT INTO xero_seen (kind, xero_id) SELECT kind, xero_id FROM kept ON CONFLICT DO NOTHING
+)
+INSERT INTO xero_sync.xero_document AS d
+    (tenant_id, kind, xero_id, astute_id, number, status, xero_contact_id, contact_name, line_amount_types,
+     sub_total, total, amount_due, amount_paid, amount_credited, due_date, fully_paid_on, last_payment_date,
+     updated_in_xero, read_at, missing_since)
+SELECT %(tenant_id)s, kind, xero_id, astute_id, number, status, xero_contact_id, contact_name, line_amount_types,
+       sub_total, total, amount_due, amount_paid, amount_credited, due_date, fully_paid_on, last_payment_date,
+       updated_in_xero, %(read_at)s, NULL
+FROM kept
+ON CONFLICT (tenant_id, kind, xero_id) DO UPDATE SET
+    astute_id = excluded.astute_id, number = excluded.number, status = excluded.status,
+    xero_contact_id = excluded.xero_contact_id, contact_name = excluded.contact_name,
+    line_amount_types = excluded.line_amount_types, sub_total = excluded.sub_total, total = excluded.total,
+    amount_due = excluded.amount_due, amount_paid = excluded.amount_paid, amount_credited = excluded.amount_credited,
+    due_date = excluded.due_date, fully_paid_on = excluded.fully_paid_on,
+    last_payment_date = excluded.last_payment_date, updated_in_xero = excluded.updated_in_xero,
+    read_at = excluded.read_at, missing_since = NULL
+WHERE (d.astute_id, d.number, d.status, d.xero_contact_id, d.contact_name, d.line_amount_types, d.sub_total, d.total,
+       d.amount_due, d.amount_paid, d.amount_credited, d.due_date, d.fully_paid_on, d.last_payment_date,
+       d.missing_since)
+      IS DISTINCT FROM
+      (excluded.astute_id, excluded.number, excluded.status, excluded.xero_contact_id, excluded.contact_name,
+       excluded.line_amount_types, excluded.sub_total, excluded.total, excluded.amount_due, excluded.amount_paid,
+       excluded.amount_credited, excluded.due_date, excluded.fully_paid_on, excluded.last_payment_date, NULL);

@@ -1,0 +1,1 @@
+"""What happens in Xero after the export, read back: payments, voids, edits, merged Contacts, and drift."""
