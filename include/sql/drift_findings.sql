@@ -1,16 +1,16 @@
 -- Where Astute and Xero disagree about one organisation, among the documents this sync read (a full
 -- reconciliation: all of them, and what Xero no longer holds). Each with what to do; nothing is changed.
 CREATE TEMP TABLE drift_found ON COMMIT DROP AS
-WITH scope AS (
+WITH scope AS NOT MATERIALIZED (
     SELECT d.* FROM xero_sync.xero_document d
     WHERE d.tenant_id = %(tenant_id)s
       AND (%(full)s OR EXISTS (SELECT 1 FROM xero_seen s WHERE s.kind = d.kind AND s.xero_id = d.xero_id))
       AND d.missing_since IS NULL
-), labelled AS (
+), labelled AS NOT MATERIALIZED (
     SELECT s.*, CASE s.kind WHEN 'invoice' THEN 'Invoice' ELSE 'Credit note' END
                 || ' ' || coalesce(s.number, '(no number)') AS label
     FROM scope s
-), astute_total AS (
+), astute_total AS NOT MATERIALIZED (
     SELECT 'invoice' AS kind, l.invoice_id AS astute_id, sum(round(l.quantity * l.unit_amount, 2)) AS line_total
     FROM astute.invoice_line l
     WHERE l.invoice_id IN (SELECT astute_id FROM scope WHERE kind = 'invoice')
@@ -20,7 +20,7 @@ WITH scope AS (
     FROM astute.credit_note_line l
     WHERE l.credit_note_id IN (SELECT astute_id FROM scope WHERE kind = 'credit_note')
     GROUP BY l.credit_note_id
-), customer AS (
+), customer AS NOT MATERIALIZED (
     SELECT 'invoice' AS kind, id AS astute_id, customer_id FROM astute.invoice
     WHERE id IN (SELECT astute_id FROM scope WHERE kind = 'invoice')
     UNION ALL

@@ -72,6 +72,7 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
                                                       "calls": calls})
         raise
     with conn.transaction():
+        conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
         if full:
             conn.execute(load_sql("status_sync_mark_missing"), {"tenant_id": tenant_id})
         conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
