@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import html
 import logging
 import math
@@ -16,7 +17,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from .backend import SandboxBackend
-from .books import CREDIT_NOTE, INVOICE, DocKind, ElementResult, Ledger, NotFound
+from .books import CREDIT_NOTE, INVOICE, DocKind, ElementResult, Ledger, NotFound, OrderError
 from .identity import AuthorizeError, TokenError
 from .records import AccessGrant, RequestRecord, Tenant
 from .where import WhereError
@@ -83,6 +84,7 @@ class ApiRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     body_size: int
+    client_id: str | None = None  # the calling app, once its bearer token is trusted
 
     def __post_init__(self) -> None:
         parsed = parse_qs(self.query_string, keep_blank_values=True)
@@ -350,7 +352,7 @@ class SandboxApi:
         grant, failure = self._authenticate(req)
         if failure is not None or grant is None:
             return failure or self._unauthorised(None)
-        record.client_id = grant.client_id
+        record.client_id = req.client_id = grant.client_id
         tenant_id = req.headers.get("xero-tenant-id", "").strip().lower()
         if not tenant_id and grant.custom_connection and len(grant.tenant_ids) == 1:
             # A custom connection reaches one organisation: Xero needs no xero-tenant-id from it.
@@ -451,8 +453,12 @@ class SandboxApi:
                     if len(rest) == 2 and rest[1].lower() == "allocations" and method == "PUT":
                         return self._allocations(req, ledger, rest[0])
                     return self._documents(req, ledger, CREDIT_NOTE, rest)
+                if resource == "payments" and method == "GET" and len(rest) <= 1:
+                    return self._payments(req, ledger, rest)
             except BadRequest as exc:
                 return exc.response
+            except OrderError as exc:
+                return api_exception(16, "QueryParseException", f"Error parsing order clause: {exc}")
             except WhereError as exc:
                 return api_exception(16, "QueryParseException", f"Error parsing where clause: {exc}")
             except NotFound:
@@ -531,16 +537,26 @@ class SandboxApi:
 
     # ------------------------------------------------------------ invoices / credit notes
     def _documents(self, req: ApiRequest, ledger: Ledger, kind: DocKind, rest: list[str]) -> ApiResponse:
+        """GET /Invoices and /CreditNotes take If-Modified-Since, where, order, page, pageSize and
+        unitdp; /Invoices also IDs, InvoiceNumbers, ContactIDs, Statuses, createdByMyApp, summaryOnly
+        and searchTerm, as Xero documents them. /CreditNotes ignores the parameters Xero does not
+        document for it (createdByMyApp, summaryOnly, searchTerm…), as Xero ignores unknown ones;
+        ``Statuses`` stays honoured there, as the sandbox always did."""
         unitdp = 4 if req.param("unitdp") == "4" else 2
         key = "Invoices" if kind is INVOICE else "CreditNotes"
         if req.method == "GET" and not rest:
+            invoices = kind is INVOICE
+            created_by = (req.client_id or "") if invoices and req.flag("createdByMyApp", False) else None
             found = ledger.find_documents(
                 kind, where=req.param("where"), ids=req.csv("IDs"),
-                numbers=req.csv("InvoiceNumbers") if kind is INVOICE else req.csv("CreditNoteNumbers"),
-                contact_ids=req.csv("ContactIDs"), statuses=req.csv("Statuses"))
+                numbers=req.csv("InvoiceNumbers") if invoices else req.csv("CreditNoteNumbers"),
+                contact_ids=req.csv("ContactIDs"), statuses=req.csv("Statuses"), created_by=created_by,
+                search_term=req.param("searchTerm") if invoices else None)
             found = self._modified_since(req, found, lambda d: d.updated)
+            found = ledger.order_documents(kind, found, req.param("order"))
             page, pagination = self._page(req, found)
-            body = {key: [ledger.render_document(d, unitdp) for d in page]}
+            summary_only = invoices and req.flag("summaryOnly", False)
+            body = {key: [ledger.render_document(d, unitdp, summary_only=summary_only) for d in page]}
             return json_response(200, self._envelope(body, pagination))
         if req.method == "GET" and len(rest) == 1:
             doc = ledger.find_documents(kind, numbers=[rest[0]]) if kind is INVOICE else []
@@ -553,9 +569,25 @@ class SandboxApi:
                 for payload in payloads:
                     if isinstance(payload, dict):
                         payload[kind.id_key] = rest[0]
-            results = ledger.save_documents(kind, payloads, allow_update=req.method == "POST", unitdp=unitdp)
+            results = ledger.save_documents(kind, payloads, allow_update=req.method == "POST", unitdp=unitdp,
+                                            created_by=req.client_id)
             return self._batch(req, results, key, error_flag="HasErrors")
         return not_found()
+
+    def _payments(self, req: ApiRequest, ledger: Ledger, rest: list[str]) -> ApiResponse:
+        """GET /Payments (If-Modified-Since, where, order, page, pageSize) and GET /Payments/{id}.
+        DELETED payments are listed too, with their status."""
+        if rest:
+            found = ledger.find_payments(payment_id=rest[0])
+            if not found:
+                return not_found()
+            return json_response(200, self._envelope({"Payments": [ledger.render_payment(found[0])]}))
+        found = ledger.find_payments(where=req.param("where"))
+        found = self._modified_since(req, found, lambda p: p.updated)
+        found = ledger.order_payments(found, req.param("order"))
+        page, pagination = self._page(req, found)
+        body = {"Payments": [ledger.render_payment(p) for p in page]}
+        return json_response(200, self._envelope(body, pagination))
 
     def _allocations(self, req: ApiRequest, ledger: Ledger, credit_note_id: str) -> ApiResponse:
         payloads = self._elements(req, "Allocations", single_marker="Amount")
@@ -606,30 +638,54 @@ class SandboxApi:
         out.update(body)
         return out
 
-    @staticmethod
-    def _page(req: ApiRequest, items: list[Any]) -> tuple[list[Any], dict[str, int] | None]:
+    # Xero pages at 100 by default and at most 1000: a larger pageSize is served 1000 a page.
+    DEFAULT_PAGE_SIZE = 100
+    MAX_PAGE_SIZE = 1000
+
+    @classmethod
+    def _page(cls, req: ApiRequest, items: list[Any]) -> tuple[list[Any], dict[str, int] | None]:
+        """Without ``page`` the whole list and no ``pagination``; with it, that page (1 when not a
+        number, or below 1) of ``pageSize`` elements (100 when absent or not a number; 1 to 1000)."""
         raw_page = req.param("page")
         if raw_page is None:
             return items, None
         try:
             page = max(1, int(raw_page))
-            size = min(1000, max(1, int(req.param("pageSize") or 100)))
         except ValueError:
-            page, size = 1, 100
+            page = 1
+        try:
+            size = min(cls.MAX_PAGE_SIZE, max(1, int(req.param("pageSize") or cls.DEFAULT_PAGE_SIZE)))
+        except ValueError:
+            size = cls.DEFAULT_PAGE_SIZE
         start = (page - 1) * size
         pagination = {"page": page, "pageSize": size, "pageCount": math.ceil(len(items) / size),
                       "itemCount": len(items)}
         return items[start:start + size], pagination
 
     @staticmethod
-    def _modified_since(req: ApiRequest, items: list[Any], updated: Callable[[Any], float]) -> list[Any]:
-        raw = req.headers.get("if-modified-since")
-        if not raw:
-            return items
+    def modified_since_ms(raw: str | None) -> int | None:
+        """The If-Modified-Since header as a UTC instant in whole milliseconds: ISO 8601 (what
+        xero-python sends, ``datetime.isoformat()``; without a zone it is UTC, as Xero reads it) or an
+        HTTP date (``Wed, 01 Jul 2026 10:00:00 GMT``). None when absent or unreadable (then ignored)."""
+        if not raw or not raw.strip():
+            return None
+        text = raw.strip()
         try:
-            since = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+            since = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            return items
+            try:
+                since = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError, IndexError):
+                return None
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.timezone.utc)
-        return [i for i in items if updated(i) >= since.timestamp()]
+        return (since - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(milliseconds=1)
+
+    @classmethod
+    def _modified_since(cls, req: ApiRequest, items: list[Any], updated: Callable[[Any], float]) -> list[Any]:
+        """Records whose UpdatedDateUTC, as the wire shows it (whole ms), is at or after the header's
+        instant: "created or modified since", inclusive, as the sandbox has always compared."""
+        since_ms = cls.modified_since_ms(req.headers.get("if-modified-since"))
+        if since_ms is None:
+            return items
+        return [i for i in items if int(updated(i) * 1000) >= since_ms]

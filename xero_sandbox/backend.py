@@ -10,7 +10,7 @@ import threading
 from decimal import Decimal
 from typing import Any, Callable
 
-from .books import CREDIT_NOTE, INVOICE, Ledger
+from .books import CREDIT_NOTE, INVOICE, DocKind, Ledger
 from .faults import FaultSwitches
 from .identity import DEFAULT_SCOPE, IdentityStore
 from .limits import IdempotencyCache, RateLimiter, Refusal, TenantCallStats
@@ -120,9 +120,11 @@ class SandboxBackend:
                      amount: Decimal | str | int = Decimal("100.00"), status: str = "AUTHORISED",
                      date: dt.date | None = None, due_date: dt.date | None = None,
                      currency_code: str | None = None, account_code: str | None = None,
-                     description: str = "Seeded invoice") -> str:
+                     description: str = "Seeded invoice", created_by: str | None = None) -> str:
         """An ACCREC invoice already in Xero (e.g. keyed in by hand), created
-        through the same rules as the API; one line of ``amount`` (tax exclusive)."""
+        through the same rules as the API; one line of ``amount`` (tax exclusive).
+        ``created_by``: the client_id of an app that created it through the API (for
+        ``createdByMyApp``); None, the default, is a document keyed in by hand."""
         with self.lock:
             ledger = self.ledger(tenant_id)
             code = account_code or next((a.code for a in ledger.t.accounts.values() if a.type in ("REVENUE", "SALES")),
@@ -137,7 +139,7 @@ class SandboxBackend:
                                ("DueDate", due_date.isoformat() if due_date else None)):
                 if value is not None:
                     payload[key] = value
-            (result,) = ledger.save_documents(INVOICE, [payload], allow_update=False, unitdp=2)
+            (result,) = ledger.save_documents(INVOICE, [payload], allow_update=False, unitdp=2, created_by=created_by)
             if not result.ok:
                 raise ValueError("; ".join(result.messages))
             return str(result.wire["InvoiceID"])
@@ -178,10 +180,73 @@ class SandboxBackend:
         with self.lock:
             return self.ledger(tenant_id).set_tracking_option_status(tracking_category_id, option, status)
 
-    def record_payment(self, tenant_id: str, invoice_id: str, amount: Decimal | str | int) -> None:
-        """A payment received against an invoice, as finance records it in Xero: its AmountDue drops."""
+    def record_payment(self, tenant_id: str, invoice_id: str, amount: Decimal | str | int,
+                       date: dt.date | None = None, *, reference: str | None = None,
+                       account_code: str | None = None) -> str:
+        """A payment received against an AUTHORISED invoice, as finance records it in Xero, for up to
+        its AmountDue (``date``: today when not given; into the first ACTIVE bank account unless
+        ``account_code``). Its AmountPaid rises and AmountDue drops; at 0 it is PAID with
+        FullyPaidOnDate = ``date``; both UpdatedDateUTCs are the clock's. Returns the PaymentID.
+        ``ValueError`` (Xero's messages) on another status, a non-positive amount or more than is due."""
         with self.lock:
-            self.ledger(tenant_id).pay(invoice_id, Decimal(str(amount)))
+            return self.ledger(tenant_id).pay(invoice_id, Decimal(str(amount)), date, reference, account_code)
+
+    def delete_payment(self, tenant_id: str, payment_id: str) -> None:
+        """Remove a payment as Xero does: it stays, Status DELETED; the invoice owes the amount again
+        (a PAID one is AUTHORISED again, without FullyPaidOnDate); both UpdatedDateUTCs move on.
+        ``ValueError`` if already deleted, ``KeyError`` if unknown."""
+        with self.lock:
+            self.ledger(tenant_id).delete_payment(payment_id)
+
+    def allocate_credit_note(self, tenant_id: str, credit_note_id: str, invoice_id: str,
+                             amount: Decimal | str | int, date: dt.date | None = None) -> str:
+        """Apply a credit note to an invoice by hand, under the allocation API's rules (both
+        AUTHORISED, same contact, currency and type family; at most the RemainingCredit and the
+        AmountDue). Returns the AllocationID; ``ValueError`` with the API's messages if refused."""
+        with self.lock:
+            return self.ledger(tenant_id).allocate_by_hand(credit_note_id, invoice_id, Decimal(str(amount)), date)
+
+    def void_document(self, tenant_id: str, kind: str, doc_id: str) -> None:
+        """Void an AUTHORISED invoice or credit note (``kind``: "invoice" | "credit_note"). Xero refuses
+        (``ValueError``) while a payment or allocation is applied ("This document cannot be edited as it
+        has a payment or credit note allocated to it.") and for any other status."""
+        with self.lock:
+            self.ledger(tenant_id).change_status(_doc_kind(kind), doc_id, "VOIDED")
+
+    def delete_document(self, tenant_id: str, kind: str, doc_id: str) -> None:
+        """Delete a DRAFT or SUBMITTED document (status DELETED; it is still listed, as in Xero).
+        An AUTHORISED one can only be voided: ``ValueError``."""
+        with self.lock:
+            self.ledger(tenant_id).change_status(_doc_kind(kind), doc_id, "DELETED")
+
+    def edit_document_lines(self, tenant_id: str, kind: str, doc_id: str,
+                            lines: list[dict[str, Any]]) -> dict[str, Any]:
+        """A person edits the lines (``LineItems`` as the API takes them: Description, Quantity,
+        UnitAmount, AccountCode, TaxType, LineItemID…) of a DRAFT, SUBMITTED or AUTHORISED document while
+        no payment or allocation is applied; Xero recomputes SubTotal, TotalTax, Total and AmountDue.
+        Returns the document as the API renders it; ``ValueError`` with Xero's messages if refused."""
+        with self.lock:
+            return self.ledger(tenant_id).edit_lines(_doc_kind(kind), doc_id, list(lines))
+
+    def merge_contacts(self, tenant_id: str, from_contact_id: str, into_contact_id: str) -> list[str]:
+        """Merge ``from`` into ``into`` as the web app does: ``from``'s documents move to ``into`` (their
+        Contact and UpdatedDateUTC change); ``from`` is ARCHIVED with MergedToContactID. Returns the moved
+        documents' IDs. ``ValueError`` for a contact merged into itself or one that is not ACTIVE."""
+        with self.lock:
+            return self.ledger(tenant_id).merge_contacts(from_contact_id, into_contact_id)
+
+    def forget_document(self, tenant_id: str, kind: str, doc_id: str) -> None:
+        """Not a Xero action: the organisation no longer holds this document, as after a restore from a
+        backup taken before it was created. GET by ID answers 404, lists leave it out, its number is
+        free again; its payments go with it, and an allocation's credit goes back to the other document."""
+        with self.lock:
+            self.ledger(tenant_id).forget_document(_doc_kind(kind), doc_id)
+
+    def payments(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every payment (DELETED ones included) as GET /Payments renders them."""
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            return [ledger.render_payment(p) for p in ledger.find_payments()]
 
     # ------------------------------------------------------------ inspection
     def ledger(self, tenant_id: str) -> Ledger:
@@ -237,3 +302,14 @@ class SandboxBackend:
     def record_request(self, record: RequestRecord) -> None:
         with self._requests_lock:
             self._requests.append(record)
+
+
+def _doc_kind(kind: str | DocKind) -> DocKind:
+    if isinstance(kind, DocKind):
+        return kind
+    names = {"invoice": INVOICE, "invoices": INVOICE, "credit_note": CREDIT_NOTE, "creditnote": CREDIT_NOTE,
+             "credit_notes": CREDIT_NOTE, "creditnotes": CREDIT_NOTE}
+    try:
+        return names[kind.strip().lower()]
+    except KeyError:
+        raise ValueError(f"kind must be 'invoice' or 'credit_note', not {kind!r}") from None

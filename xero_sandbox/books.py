@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .records import (AllocationRecord, Contact, Document, LineItem, LineTracking, Tenant, TrackingCategory,
-                      TrackingOption, new_id)
+from .records import (AllocationRecord, Contact, Document, LineItem, LineTracking, PaymentRecord, Tenant,
+                      TrackingCategory, TrackingOption, new_id)
 from .wire import ZERO_UUID, fold, ms_date, ms_datetime, parse_date, round2, round_dp, to_decimal, utc_date
 from .where import compile_where
 
@@ -86,8 +86,12 @@ class ElementResult:
     messages: list[str] = field(default_factory=list)
 
 
-class NotFound(Exception):
-    pass
+class NotFound(KeyError):
+    """No such record (the API answers 404; the backend's helpers raise it as a KeyError)."""
+
+
+class OrderError(ValueError):
+    """An ``order`` parameter naming no field of the resource, or a bad direction."""
 
 
 class Ledger:
@@ -264,10 +268,14 @@ class Ledger:
                             for o in sorted(shown, key=lambda o: o.name.casefold())]}
 
     # ================================================================ documents
-    def save_documents(self, kind: DocKind, payloads: list[Any], allow_update: bool, unitdp: int) -> list[ElementResult]:
-        return [self._save_document(kind, p, allow_update, unitdp) for p in payloads]
+    def save_documents(self, kind: DocKind, payloads: list[Any], allow_update: bool, unitdp: int,
+                       created_by: str | None = None) -> list[ElementResult]:
+        """``created_by``: the client_id of the app whose call this is (None: keyed in by hand);
+        a document keeps the app that created it through later updates."""
+        return [self._save_document(kind, p, allow_update, unitdp, created_by) for p in payloads]
 
-    def _save_document(self, kind: DocKind, payload: Any, allow_update: bool, unitdp: int) -> ElementResult:
+    def _save_document(self, kind: DocKind, payload: Any, allow_update: bool, unitdp: int,
+                       created_by: str | None = None) -> ElementResult:
         if not isinstance(payload, dict):
             msg = f"An {kind.label} must be an object."
             return ElementResult(False, self._echo(kind, {}, [msg], unitdp), [msg])
@@ -276,7 +284,7 @@ class Ledger:
         if isinstance(existing, str):  # an error message instead of a document
             errors.append(existing)
             existing = None
-        draft = None if errors else self._build(kind, payload, existing, unitdp, errors)
+        draft = None if errors else self._build(kind, payload, existing, unitdp, errors, created_by)
         if errors or draft is None:
             return ElementResult(False, self._echo(kind, payload, errors, unitdp, existing), errors)
         if existing is None and draft.number is None and draft.type in kind.numbered_types:
@@ -331,7 +339,7 @@ class Ledger:
                 return candidate
 
     def _build(self, kind: DocKind, p: dict[str, Any], base: Document | None, unitdp: int,
-               errors: list[str]) -> Document | None:
+               errors: list[str], created_by: str | None = None) -> Document | None:
         """Validate a payload (merged over ``base`` for updates) into a new
         Document; append every problem to ``errors``."""
         doc_type = _str(p.get("Type")) if "Type" in p else (base.type if base else None)
@@ -393,12 +401,12 @@ class Ledger:
             number=number, reference=reference, date=date, due_date=due_date, status=status,
             line_amount_types=line_amount_types, currency_code=currency, currency_rate=rate,
             line_items=lines, sub_total=sub_total, total_tax=total_tax, total=total, updated=self.clock(),
-            url=url,
+            url=url, created_by=base.created_by if base else created_by,
         )
         if base is not None:  # money already applied survives an edit
             doc.amount_paid, doc.amount_credited = base.amount_paid, base.amount_credited
             doc.allocated, doc.allocation_ids = base.allocated, base.allocation_ids
-            doc.fully_paid_on = base.fully_paid_on
+            doc.fully_paid_on, doc.payment_ids = base.fully_paid_on, base.payment_ids
         return doc
 
     def _status(self, kind: DocKind, p: dict[str, Any], base: Document | None, errors: list[str]) -> str | None:
@@ -607,21 +615,34 @@ class Ledger:
         elif base.status in ("PAID", "VOIDED", "DELETED") and editing_content:
             errors.append(f"{kind.label} not of valid status for modification")
 
-    def _settle(self, doc: Document) -> None:
-        """AUTHORISED with nothing left to pay / allocate becomes PAID."""
+    def _settle(self, doc: Document, on: dt.date | None = None) -> None:
+        """AUTHORISED with nothing left to pay / allocate becomes PAID, fully paid on the date of
+        the payment or allocation that settled it (``on``; today when not given)."""
         left = doc.amount_due if doc.kind == "invoice" else doc.remaining_credit
         if doc.status == "AUTHORISED" and left <= 0:
             doc.status = "PAID"
-            doc.fully_paid_on = utc_date(self.clock())
+            doc.fully_paid_on = on or utc_date(self.clock())
+
+    def _unsettle(self, doc: Document) -> None:
+        """PAID with something owed again (a payment deleted, an allocation gone) is AUTHORISED again."""
+        left = doc.amount_due if doc.kind == "invoice" else doc.remaining_credit
+        if doc.status == "PAID" and left > 0:
+            doc.status = "AUTHORISED"
+            doc.fully_paid_on = None
 
     def find_documents(self, kind: DocKind, where: str | None = None, ids: list[str] | None = None,
                        numbers: list[str] | None = None, contact_ids: list[str] | None = None,
-                       statuses: list[str] | None = None) -> list[Document]:
+                       statuses: list[str] | None = None, created_by: str | None = None,
+                       search_term: str | None = None) -> list[Document]:
+        """Every status (VOIDED and DELETED included, as Xero lists them), oldest change first.
+        ``created_by``: only documents the app with this client_id created (createdByMyApp);
+        ``search_term``: case- and accent-insensitive text in the number or Reference."""
         predicate = compile_where(where)
         id_set = {i.strip().lower() for i in ids} if ids else None
         number_set = {fold(n) for n in numbers} if numbers else None
         contact_set = {c.strip().lower() for c in contact_ids} if contact_ids else None
         status_set = {s.strip().upper() for s in statuses} if statuses else None
+        term = fold(search_term) if search_term and search_term.strip() else None
         found = []
         for doc in self.t.documents.values():
             if doc.kind != kind.name:
@@ -634,6 +655,10 @@ class Ledger:
                 continue
             if status_set is not None and doc.status not in status_set:
                 continue
+            if created_by is not None and doc.created_by != created_by:
+                continue
+            if term is not None and not any(term in fold(v) for v in (doc.number, doc.reference) if v):
+                continue
             if predicate and not predicate(self._document_getter(kind, doc)):
                 continue
             found.append(doc)
@@ -645,20 +670,34 @@ class Ledger:
             raise NotFound(doc_id)
         return doc
 
-    def _document_getter(self, kind: DocKind, doc: Document) -> Callable[[str], Any]:
+    def _document_values(self, kind: DocKind, doc: Document) -> dict[str, Any]:
         contact = self.t.contacts.get(doc.contact_id)
-        values = {
+        return {
             "type": doc.type, "status": doc.status, kind.number_key.lower(): doc.number,
             kind.id_key.lower(): doc.doc_id, "reference": doc.reference, "currencycode": doc.currency_code,
             "contact.contactid": doc.contact_id, "contact.name": contact.name if contact else None,
             "date": doc.date, "duedate": doc.due_date, "total": doc.total, "subtotal": doc.sub_total,
             "totaltax": doc.total_tax, "amountdue": doc.amount_due, "remainingcredit": doc.remaining_credit,
             "amountpaid": doc.amount_paid, "amountcredited": doc.amount_credited,
+            "updateddateutc": _instant(doc.updated), "fullypaidondate": doc.fully_paid_on,
         }
+
+    def _document_getter(self, kind: DocKind, doc: Document) -> Callable[[str], Any]:
+        values = self._document_values(kind, doc)
         return lambda name: values.get(name.lower())
 
+    def order_documents(self, kind: DocKind, docs: list[Document], order: str | None) -> list[Document]:
+        """``order=Field [ASC|DESC][, Field …]`` over the fields ``where`` knows."""
+        fields = {k.lower() for k in DOCUMENT_ORDER_FIELDS} | {kind.number_key.lower(), kind.id_key.lower()}
+        return order_by(docs, order, fields, lambda d: self._document_values(kind, d), kind.id_key[:-2])
+
     # ================================================================ rendering
-    def render_document(self, doc: Document, unitdp: int = 2) -> dict[str, Any]:
+    # What summaryOnly=true leaves out of an invoice: the line items and the lists that need
+    # other records (payments, allocations, prepayments, overpayments). Xero documents only
+    # "lightweight fields, excluding computation-heavy fields"; the amounts stay.
+    SUMMARY_OMITS = ("LineItems", "Payments", "CreditNotes", "Prepayments", "Overpayments")
+
+    def render_document(self, doc: Document, unitdp: int = 2, summary_only: bool = False) -> dict[str, Any]:
         kind = INVOICE if doc.kind == "invoice" else CREDIT_NOTE
         contact = self.t.contacts.get(doc.contact_id)
         wire: dict[str, Any] = {"Type": doc.type, kind.id_key: doc.doc_id}
@@ -685,16 +724,20 @@ class Ledger:
         })
         if doc.url is not None:
             wire["Url"] = doc.url
-        if doc.fully_paid_on is not None:
+        if doc.fully_paid_on is not None and doc.status == "PAID":
             wire["FullyPaidOnDate"] = ms_date(doc.fully_paid_on)
         allocations = [self.t.allocations[a] for a in doc.allocation_ids if a in self.t.allocations]
         if kind is INVOICE:
             wire.update({
                 "AmountDue": doc.amount_due, "AmountPaid": doc.amount_paid, "AmountCredited": doc.amount_credited,
                 "IsDiscounted": any(li.discount_rate for li in doc.line_items), "SentToContact": False,
-                "Payments": [], "Prepayments": [], "Overpayments": [],
+                "Payments": [self._payment_summary(p) for p in self._payments_of(doc) if p.status == "AUTHORISED"],
+                "Prepayments": [], "Overpayments": [],
                 "CreditNotes": [self._credit_note_summary(a) for a in allocations],
             })
+            if summary_only:
+                for key in self.SUMMARY_OMITS:
+                    wire.pop(key, None)
         else:
             wire.update({
                 "RemainingCredit": doc.remaining_credit, "Payments": [],
@@ -759,13 +802,224 @@ class Ledger:
             wire.update({"Payments": [], "Allocations": []})
         return wire
 
-    def pay(self, invoice_id: str, amount: Decimal) -> None:
+    # ================================================================ payments
+    def pay(self, invoice_id: str, amount: Decimal, date: dt.date | None = None, reference: str | None = None,
+            account_code: str | None = None) -> str:
+        """A payment received (ACCREC) or made (ACCPAY) against an AUTHORISED invoice, for up
+        to its AmountDue, into a bank account (the first ACTIVE one unless ``account_code``);
+        returns its PaymentID. Xero's messages when it refuses."""
         invoice = self.document(INVOICE, invoice_id)
-        if invoice.status != "AUTHORISED" or amount <= 0 or amount > invoice.amount_due:
-            raise ValueError(f"cannot pay {amount} on invoice {invoice_id} ({invoice.status}, due {invoice.amount_due})")
-        invoice.amount_paid += amount
-        invoice.updated = self.clock()
-        self._settle(invoice)
+        errors = []
+        if invoice.status != "AUTHORISED":
+            errors.append("Payments can only be made against Authorised documents")
+        if amount <= 0:
+            errors.append("Payment amounts must be positive amounts")
+        elif invoice.status == "AUTHORISED" and round2(amount) > invoice.amount_due:
+            errors.append("Payment amount exceeds the amount outstanding on this document")
+        if account_code is not None:
+            account = self.t.accounts.get(account_code)
+            if account is None or account.type != "BANK" or account.status != "ACTIVE":
+                errors.append(f"Account code '{account_code}' is not an active bank account.")
+        else:
+            account_code = next((a.code for a in self.t.accounts.values()
+                                 if a.type == "BANK" and a.status == "ACTIVE"), None)
+        if errors:
+            raise ValueError("; ".join(errors))
+        now = self.clock()
+        payment = PaymentRecord(
+            payment_id=new_id(), invoice_id=invoice.doc_id, amount=round2(amount), date=date or utc_date(now),
+            updated=now, reference=reference, account_code=account_code, currency_rate=invoice.currency_rate)
+        self.t.payments[payment.payment_id] = payment
+        invoice.payment_ids.append(payment.payment_id)
+        invoice.amount_paid += payment.amount
+        invoice.updated = now
+        self._settle(invoice, payment.date)
+        return payment.payment_id
+
+    def delete_payment(self, payment_id: str) -> None:
+        """Status DELETED (the record stays, as in Xero); the invoice owes the amount again and,
+        if it was PAID, is AUTHORISED again without a FullyPaidOnDate."""
+        payment = self.t.payments.get(payment_id.lower())
+        if payment is None:
+            raise NotFound(payment_id)
+        if payment.status != "AUTHORISED":
+            raise ValueError("Payment not of valid status for modification")
+        now = self.clock()
+        payment.status, payment.updated = "DELETED", now
+        invoice = self.t.documents.get(payment.invoice_id)
+        if invoice is not None:
+            invoice.amount_paid -= payment.amount
+            invoice.updated = now
+            self._unsettle(invoice)
+
+    def _payments_of(self, doc: Document) -> list[PaymentRecord]:
+        return [self.t.payments[p] for p in doc.payment_ids if p in self.t.payments]
+
+    def find_payments(self, where: str | None = None, payment_id: str | None = None) -> list[PaymentRecord]:
+        """Every payment, DELETED ones included, oldest change first."""
+        predicate = compile_where(where)
+        found = []
+        for payment in self.t.payments.values():
+            if payment_id is not None and payment.payment_id != payment_id.lower():
+                continue
+            if predicate and not predicate(self._payment_getter(payment)):
+                continue
+            found.append(payment)
+        return sorted(found, key=lambda p: (p.updated, p.payment_id))
+
+    def _payment_values(self, payment: PaymentRecord) -> dict[str, Any]:
+        invoice = self.t.documents.get(payment.invoice_id)
+        contact = self.t.contacts.get(invoice.contact_id) if invoice else None
+        account = self.t.accounts.get(payment.account_code) if payment.account_code else None
+        return {
+            "paymentid": payment.payment_id, "status": payment.status, "amount": payment.amount,
+            "bankamount": self._bank_amount(payment), "date": payment.date, "reference": payment.reference,
+            "paymenttype": self._payment_type(invoice), "isreconciled": payment.is_reconciled,
+            "currencyrate": payment.currency_rate, "updateddateutc": _instant(payment.updated),
+            "invoice.invoiceid": payment.invoice_id, "invoice.invoicenumber": invoice.number if invoice else None,
+            "invoice.type": invoice.type if invoice else None,
+            "invoice.contact.contactid": invoice.contact_id if invoice else None,
+            "invoice.contact.name": contact.name if contact else None,
+            "account.code": payment.account_code, "account.accountid": account.account_id if account else None,
+        }
+
+    def _payment_getter(self, payment: PaymentRecord) -> Callable[[str], Any]:
+        values = self._payment_values(payment)
+        return lambda name: values.get(name.lower())
+
+    def order_payments(self, payments: list[PaymentRecord], order: str | None) -> list[PaymentRecord]:
+        return order_by(payments, order, set(PAYMENT_ORDER_FIELDS), self._payment_values, "Payment")
+
+    @staticmethod
+    def _payment_type(invoice: Document | None) -> str:
+        return "ACCPAYPAYMENT" if invoice is not None and invoice.type == "ACCPAY" else "ACCRECPAYMENT"
+
+    @staticmethod
+    def _bank_amount(payment: PaymentRecord) -> Decimal:
+        rate = payment.currency_rate or Decimal(1)
+        return round2(payment.amount / rate)
+
+    def render_payment(self, payment: PaymentRecord) -> dict[str, Any]:
+        """A payment as GET /Payments answers it, with a summary of its invoice as it is now."""
+        invoice = self.t.documents.get(payment.invoice_id)
+        account = self.t.accounts.get(payment.account_code) if payment.account_code else None
+        wire: dict[str, Any] = {"PaymentID": payment.payment_id, "Date": ms_date(payment.date),
+                                "BankAmount": self._bank_amount(payment), "Amount": payment.amount}
+        if payment.reference is not None:
+            wire["Reference"] = payment.reference
+        wire.update({
+            "CurrencyRate": payment.currency_rate, "PaymentType": self._payment_type(invoice),
+            "Status": payment.status, "UpdatedDateUTC": ms_datetime(payment.updated),
+            "HasAccount": account is not None, "IsReconciled": payment.is_reconciled,
+        })
+        if account is not None:
+            wire["Account"] = {"AccountID": account.account_id, "Code": account.code, "Name": account.name}
+        if invoice is not None:
+            wire["Invoice"] = self._invoice_summary(invoice)
+        wire["HasValidationErrors"] = False
+        return wire
+
+    def _payment_summary(self, payment: PaymentRecord) -> dict[str, Any]:
+        """A payment as an invoice's Payments[] lists it."""
+        wire: dict[str, Any] = {"PaymentID": payment.payment_id, "Date": ms_date(payment.date),
+                                "Amount": payment.amount}
+        if payment.reference is not None:
+            wire["Reference"] = payment.reference
+        wire.update({"CurrencyRate": payment.currency_rate, "HasAccount": payment.account_code is not None,
+                     "HasValidationErrors": False})
+        return wire
+
+    def _invoice_summary(self, invoice: Document) -> dict[str, Any]:
+        """The invoice inside a Payment: no line items, no nested payments (as Xero's list)."""
+        wire = self.render_document(invoice, summary_only=True)
+        wire.update({"LineItems": [], "Payments": [], "CreditNotes": [], "Prepayments": [], "Overpayments": []})
+        return wire
+
+    # ================================================================ what a person does in Xero
+    def allocate_by_hand(self, credit_note_id: str, invoice_id: str, amount: Decimal,
+                         date: dt.date | None = None) -> str:
+        """Apply credit to an invoice, under the allocation API's rules; returns the AllocationID."""
+        credit_note = self.document(CREDIT_NOTE, credit_note_id)
+        payload: dict[str, Any] = {"Amount": amount, "Invoice": {"InvoiceID": invoice_id}}
+        if date is not None:
+            payload["Date"] = date.isoformat()
+        result = self._allocate_one(credit_note, payload)
+        if not result.ok:
+            raise ValueError("; ".join(result.messages))
+        return str(result.wire["AllocationID"])
+
+    def change_status(self, kind: DocKind, doc_id: str, status: str) -> None:
+        """Void or delete as the web app does, under the API's transitions: DRAFT/SUBMITTED ->
+        DELETED, AUTHORISED -> VOIDED, and never with a payment or allocation applied."""
+        doc = self.document(kind, doc_id)
+        errors: list[str] = []
+        self._check_edit(kind, doc, {}, status, errors)
+        if not errors and (status == doc.status or status not in TRANSITIONS.get(doc.status, set())):
+            errors.append(f"{kind.label} not of valid status for modification")
+        if errors:
+            raise ValueError("; ".join(errors))
+        doc.status = status
+        doc.updated = self.clock()
+
+    def edit_lines(self, kind: DocKind, doc_id: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace the document's lines (API LineItems shape; a LineItemID keeps a line's identity)
+        through the same rules as POST; Xero recomputes SubTotal, TotalTax, Total and AmountDue.
+        Refused once a payment or allocation is applied, or on PAID/VOIDED/DELETED documents."""
+        doc = self.document(kind, doc_id)
+        result = self._save_document(kind, {kind.id_key: doc.doc_id, "LineItems": lines}, allow_update=True,
+                                     unitdp=4)
+        if not result.ok:
+            raise ValueError("; ".join(result.messages))
+        return result.wire
+
+    def merge_contacts(self, from_contact_id: str, into_contact_id: str) -> list[str]:
+        """Xero's merge: every document of the merged contact moves to the surviving one (its
+        Contact changes, its UpdatedDateUTC moves on); the merged contact is ARCHIVED with
+        MergedToContactID. Both contacts' UpdatedDateUTC move on. Returns the moved documents' IDs."""
+        source = self.t.contacts.get(from_contact_id.lower())
+        target = self.t.contacts.get(into_contact_id.lower())
+        if source is None or target is None:
+            raise NotFound(from_contact_id if source is None else into_contact_id)
+        if source is target:
+            raise ValueError("A contact cannot be merged into itself.")
+        if source.status != "ACTIVE" or target.status != "ACTIVE":
+            raise ValueError("Only ACTIVE contacts can be merged; restore an archived contact first.")
+        now = self.clock()
+        moved = [d for d in self.t.documents.values() if d.contact_id == source.contact_id]
+        for doc in moved:
+            doc.contact_id = target.contact_id
+            doc.updated = now
+        source.status, source.merged_to_contact_id, source.updated = "ARCHIVED", target.contact_id, now
+        target.updated = now
+        return [d.doc_id for d in moved]
+
+    def forget_document(self, kind: DocKind, doc_id: str) -> None:
+        """The organisation no longer holds this document (not something Xero lets a person do:
+        Xero keeps DELETED and VOIDED documents). Its payments go with it; an allocation linking
+        it to another document goes too, and that document gets the credit back (its
+        UpdatedDateUTC moves on: the sandbox cannot know what it was before)."""
+        doc = self.document(kind, doc_id)
+        now = self.clock()
+        for payment_id in doc.payment_ids:
+            self.t.payments.pop(payment_id, None)
+        for allocation_id in doc.allocation_ids:
+            allocation = self.t.allocations.pop(allocation_id, None)
+            if allocation is None:
+                continue
+            other = self.t.documents.get(allocation.credit_note_id if doc.kind == "invoice" else allocation.invoice_id)
+            if other is None:
+                continue
+            if other.kind == "invoice":
+                other.amount_credited -= allocation.amount
+            else:
+                other.allocated -= allocation.amount
+            if allocation_id in other.allocation_ids:
+                other.allocation_ids.remove(allocation_id)
+            other.updated = now
+            self._unsettle(other)
+        del self.t.documents[doc.doc_id]
+        if doc.number is not None:
+            self.t.numbers.get((doc.kind, fold(doc.number)), {}).pop(doc.doc_id, None)
 
     # ================================================================ allocations
     def allocate(self, credit_note_id: str, payloads: list[Any]) -> list[ElementResult]:
@@ -801,7 +1055,7 @@ class Ledger:
         for doc in (invoice, cn):
             doc.allocation_ids.append(record.allocation_id)
             doc.updated = now
-            self._settle(doc)
+            self._settle(doc, date)
         return ElementResult(True, {
             "AllocationID": record.allocation_id, "Amount": amount, "Date": ms_date(date),
             "Invoice": self.render_document(invoice), "CreditNote": self.render_document(cn),
@@ -842,6 +1096,47 @@ class Ledger:
 
 
 # -------------------------------------------------------------------- helpers
+# Fields an ``order`` parameter may name (besides the kind's number and ID), as ``where`` knows them.
+DOCUMENT_ORDER_FIELDS = ("Type", "Status", "Reference", "CurrencyCode", "Contact.ContactID", "Contact.Name", "Date",
+                         "DueDate", "Total", "SubTotal", "TotalTax", "AmountDue", "RemainingCredit", "AmountPaid",
+                         "AmountCredited", "UpdatedDateUTC", "FullyPaidOnDate")
+PAYMENT_ORDER_FIELDS = ("paymentid", "status", "amount", "bankamount", "date", "reference", "paymenttype",
+                        "isreconciled", "currencyrate", "updateddateutc", "invoice.invoiceid", "invoice.invoicenumber",
+                        "invoice.type", "invoice.contact.contactid", "invoice.contact.name", "account.code",
+                        "account.accountid")
+
+
+def _instant(epoch_seconds: float) -> dt.datetime:
+    """A record's UpdatedDateUTC as the wire shows it (whole milliseconds, UTC)."""
+    return dt.datetime.fromtimestamp(int(epoch_seconds * 1000) / 1000, tz=dt.timezone.utc)
+
+
+def order_by(items: list[Any], order: str | None, fields: set[str], values: Callable[[Any], dict[str, Any]],
+             type_name: str) -> list[Any]:
+    """Sort by ``Field [ASC|DESC], …`` (case-insensitive names, nulls first ascending), stably
+    over the default order. A field the resource does not have is an ``OrderError``."""
+    if order is None or not order.strip():
+        return items
+    keys: list[tuple[str, bool]] = []
+    for part in order.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1].upper() not in ("ASC", "DESC")):
+            raise OrderError(f"'{part.strip()}' is not a valid ordering; use Field ASC or Field DESC")
+        if words[0].lower() not in fields:
+            raise OrderError(f"No property or field '{words[0]}' exists in type '{type_name}'")
+        keys.append((words[0].lower(), len(words) == 2 and words[1].upper() == "DESC"))
+    rows = [(values(item), item) for item in items]
+    for name, descending in reversed(keys):
+        rows.sort(key=lambda row, name=name: _sort_key(row[0].get(name)), reverse=descending)
+    return [item for _, item in rows]
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, str):
+        return True, fold(value)
+    return value is not None, value if value is not None else 0
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 

@@ -192,6 +192,23 @@ class AllocationRecord:
 
 
 @dataclass
+class PaymentRecord:
+    """A payment received (or made) against an invoice, as Xero keeps it. A deleted payment
+    stays, with Status DELETED, and no longer counts towards the invoice's AmountPaid."""
+
+    payment_id: str
+    invoice_id: str
+    amount: Decimal
+    date: dt.date
+    updated: float
+    status: str = "AUTHORISED"  # AUTHORISED | DELETED
+    reference: str | None = None
+    account_code: str | None = None  # the bank account the money went into
+    currency_rate: Decimal = Decimal("1.000000")
+    is_reconciled: bool = False
+
+
+@dataclass
 class Document:
     """An invoice or a credit note: Xero computes both the same way."""
 
@@ -218,13 +235,22 @@ class Document:
     allocated: Decimal = Decimal("0.00")  # credit notes: credit used up
     allocation_ids: list[str] = field(default_factory=list)
     fully_paid_on: dt.date | None = None
+    payment_ids: list[str] = field(default_factory=list)  # every payment, deleted ones included
+    # The client_id of the app whose PUT/POST created it (GET /Invoices?createdByMyApp=true);
+    # None for documents keyed in by hand in Xero (seed_invoice, seed_bill).
+    created_by: str | None = None
 
     @property
     def amount_due(self) -> Decimal:
+        # A VOIDED or DELETED document is owed nothing (Xero answers AmountDue 0.00 for them).
+        if self.status in ("VOIDED", "DELETED"):
+            return Decimal("0.00")
         return self.total - self.amount_paid - self.amount_credited
 
     @property
     def remaining_credit(self) -> Decimal:
+        if self.status in ("VOIDED", "DELETED"):
+            return Decimal("0.00")
         return self.total - self.allocated
 
 
@@ -244,6 +270,7 @@ class Tenant:
     # organisation's documents at once, and so must the sandbox (a scan per PUT element is quadratic).
     numbers: dict[tuple[str, str], dict[str, None]] = field(default_factory=dict)  # ids in order of creation
     allocations: dict[str, AllocationRecord] = field(default_factory=dict)
+    payments: dict[str, PaymentRecord] = field(default_factory=dict)
     tracking_categories: dict[str, TrackingCategory] = field(default_factory=dict)
     invoice_seq: int = 0
     credit_note_seq: int = 0

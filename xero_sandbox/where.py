@@ -181,6 +181,8 @@ class _Parser:
                 numbers.append(int(self.take().text))
             self.expect(")")
             try:
+                if len(numbers) > 3:  # DateTime(y,m,d,h,m,s): an instant, in UTC
+                    return dt.datetime(*numbers[:6], tzinfo=dt.timezone.utc)
                 return dt.date(*numbers[:3])
             except (TypeError, ValueError) as exc:
                 raise WhereError(str(exc)) from exc
@@ -199,19 +201,29 @@ def _compare(field_name: str, op: str, literal: Any) -> Node:
     want = _norm(literal)
 
     def node(get: Getter) -> bool:
-        have = _norm(get(field_name))
+        have, want_here = _align(_norm(get(field_name)), want)
         if op == "==":
-            return have == want
+            return have == want_here
         if op == "!=":
-            return have != want
-        if have is None or want is None:
+            return have != want_here
+        if have is None or want_here is None:
             return False
         try:
-            return {"<": have < want, ">": have > want, "<=": have <= want, ">=": have >= want}[op]
+            return {"<": have < want_here, ">": have > want_here, "<=": have <= want_here,
+                    ">=": have >= want_here}[op]
         except TypeError:
             return False
 
     return node
+
+
+def _align(have: Any, want: Any) -> tuple[Any, Any]:
+    """An instant (UpdatedDateUTC) compared with a ``DateTime(y,m,d)`` day: the day's midnight UTC."""
+    if isinstance(have, dt.datetime) and isinstance(want, dt.date) and not isinstance(want, dt.datetime):
+        return have, dt.datetime(want.year, want.month, want.day, tzinfo=dt.timezone.utc)
+    if isinstance(want, dt.datetime) and isinstance(have, dt.date) and not isinstance(have, dt.datetime):
+        return dt.datetime(have.year, have.month, have.day, tzinfo=dt.timezone.utc), want
+    return have, want
 
 
 def _text_method(field_name: str, method: str, needle: Any) -> Node:

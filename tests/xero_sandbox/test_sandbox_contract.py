@@ -239,6 +239,69 @@ def test_tracking_bills_and_urls_validate(xero: Xero, validate: Callable[[str, A
     _check_accounting(validate, "Contacts", body)
 
 
+def test_readback_shapes_validate(xero: Xero, validate: Callable[[str, Any], None]) -> None:
+    """What the pipeline reads back after an export: invoices with payments and allocations, paged
+    (with ``pagination``), summaryOnly, If-Modified-Since, createdByMyApp, VOIDED and DELETED ones,
+    credit notes, payments (listed, paged, one, deleted), a merged contact, a refused order."""
+    t, api, backend = xero.tenant_id, xero.accounting, xero.backend
+    raw = {"_preload_content": False}
+    customer = backend.add_contact(t, "Readback Ltd")
+    duplicate = backend.add_contact(t, "Readback Ltd (dup)")
+    line = LineItem(description="Work", quantity=1, unit_amount=Decimal("100"), account_code="200")
+    created = api.create_invoices(t, Invoices(invoices=[
+        Invoice(type="ACCREC", contact=Contact(contact_id=customer), invoice_number=f"RB-{n}", status=status,
+                date=dt.date(2026, 7, 1), due_date=dt.date(2026, 7, 31), line_items=[line])
+        for n, status in enumerate(("AUTHORISED", "AUTHORISED", "AUTHORISED", "DRAFT", "AUTHORISED"))]),
+        summarize_errors=False).invoices
+    paid, part, voided, deleted, edited = (i.invoice_id for i in created)
+    note_id = api.create_credit_notes(t, CreditNotes(credit_notes=[CreditNote(
+        type="ACCRECCREDIT", contact=Contact(contact_id=customer), status="AUTHORISED", date=dt.date(2026, 7, 2),
+        line_items=[LineItem(description="Refund", quantity=1, unit_amount=Decimal("10"), account_code="200")])]),
+        summarize_errors=False).credit_notes[0].credit_note_id
+    backend.seed_invoice(t, duplicate, "HAND-1", amount="5")
+    since = dt.datetime.fromtimestamp(backend.clock(), dt.timezone.utc)
+    backend.advance(1)
+    backend.record_payment(t, paid, "110", dt.date(2026, 7, 5), reference="EFT")
+    removed = backend.record_payment(t, part, "20")
+    backend.record_payment(t, part, "30")
+    backend.delete_payment(t, removed)
+    backend.allocate_credit_note(t, note_id, part, "11")
+    backend.void_document(t, "invoice", voided)
+    backend.delete_document(t, "invoice", deleted)
+    backend.edit_document_lines(t, "invoice", edited, [{"Description": "More", "Quantity": 2, "UnitAmount": "75.5",
+                                                        "AccountCode": "200"}])
+    backend.merge_contacts(t, duplicate, customer)
+
+    for call, schema in (
+            (lambda: api.get_invoices(t, page=1, page_size=2, **raw), "Invoices"),
+            (lambda: api.get_invoices(t, page=1, page_size=5000, summary_only=True, **raw), "Invoices"),
+            (lambda: api.get_invoices(t, if_modified_since=since, created_by_my_app=True, statuses=["PAID", "AUTHORISED",
+                                      "VOIDED", "DELETED"], order="UpdatedDateUTC DESC", **raw), "Invoices"),
+            (lambda: api.get_invoice(t, part, **raw), "Invoices"),
+            (lambda: api.get_credit_notes(t, page=1, page_size=1000, if_modified_since=since, **raw), "CreditNotes"),
+            (lambda: api.get_payments(t, **raw), "Payments"),
+            (lambda: api.get_payments(t, page=2, page_size=1, if_modified_since=since, **raw), "Payments"),
+            (lambda: api.get_payment(t, removed, **raw), "Payments"),
+            (lambda: api.get_contacts(t, include_archived=True, if_modified_since=since, **raw), "Contacts")):
+        status, body = _body(call)
+        assert status == 200
+        _check_accounting(validate, schema, body)
+    status, body = _body(lambda: api.get_invoices(t, page=1, page_size=2, **raw))
+    assert body["pagination"] == {"page": 1, "pageSize": 2, "pageCount": 3, "itemCount": 6}
+    status, body = _body(lambda: api.get_invoice(t, paid, **raw))
+    assert body["Invoices"][0]["Payments"][0]["Reference"] == "EFT" and "FullyPaidOnDate" in body["Invoices"][0]
+    status, body = _body(lambda: api.get_invoice(t, part, **raw))
+    assert body["Invoices"][0]["CreditNotes"][0]["AppliedAmount"] == Decimal("11.00")
+    status, body = _body(lambda: api.get_payment(t, removed, **raw))
+    assert body["Payments"][0]["Status"] == "DELETED"
+    status, body = raw_call(xero, "GET", "/api.xro/2.0/Invoices?summaryOnly=true&page=1")
+    assert status == 200 and "LineItems" not in body["Invoices"][0]
+    _check_accounting(validate, "Invoices", body)
+    status, body = raw_call(xero, "GET", "/api.xro/2.0/Payments?order=Nope")
+    assert status == 400
+    validate("urn:xero:accounting#/components/schemas/Error", body)
+
+
 def test_connections_and_token_validate(xero: Xero, validate: Callable[[str, Any], None]) -> None:
     status, body = _body(lambda: xero.identity.get_connections(_preload_content=False))
     assert status == 200 and len(body) == 1
