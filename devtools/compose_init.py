@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -117,14 +115,7 @@ def serve_sandbox(host: str, port: int) -> None:
     names = ", ".join(f"{name} ({tenant_id})" for name, tenant_id in tenants.items())
     print(f"Xero sandbox listening on {sandbox.url}; organisations: {names}; app {connection['login']} "
           "consented to both (state in memory only)", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    sandbox.serve_until_stopped()
 
 
 # ---------------------------------------------------------------------------------------------- Astute

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 
 from .server import XeroSandbox
 
@@ -33,14 +31,7 @@ def main(argv: list[str] | None = None) -> None:
                 "refresh_token": backend.authorise(args.client_id, list(tenants.values()))}
         print(json.dumps(seed), flush=True)
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    sandbox.serve_until_stopped()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import signal
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -189,6 +190,17 @@ class XeroSandbox:
         self._server.server_close()
         self._server.close_connections()
         self._thread.join(timeout=5)
+
+    def serve_until_stopped(self) -> None:
+        """Serve in the foreground (a process of its own) until SIGTERM or Ctrl-C, then stop."""
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
 
     def __enter__(self) -> "XeroSandbox":
         return self
