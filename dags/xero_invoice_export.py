@@ -29,6 +29,13 @@ A credit note is then allocated to the invoice it credits.
    continues them (same scope), at once or when Xero's daily budget returns.
 
 State, flags and the API log live in the `xero_sync` schema of the Astute database.
+
+**Preview** (tick *Preview only* in the trigger form, or `--conf '{"preview": true}'`): the same steps 1 to 5
+with the same Params, reading Xero only (no Contact, rename, document or allocation is written; no export
+flag or Contact link changes), then stop. The chunk tasks get no chunks and the allocation and continuation
+are skipped; **summarise_run** logs what an export would send (documents and chunks per entity), the
+Contacts it would create or rename, each document it would hold back with what to fix, the credit notes
+that would wait, and what is left for later runs. The Xero Integration report shows it as the latest preview.
 """
 
 from __future__ import annotations
@@ -96,6 +103,13 @@ SUMMARY_TIMEOUT = dt.timedelta(hours=1)
             None, type=["null", "string"], format="date", title="Dated up to",
             description="Only invoices and credit notes dated on or before this day. Empty: up to the run's data "
             "interval end.",
+        ),
+        "preview": Param(
+            False, type="boolean", title="Preview only",
+            description="Check before you export: run every step up to the first write to Xero and stop. Shows what "
+            "would go (documents, chunks, Contacts to create or rename), what would be held back and why, and what "
+            "is left for later runs, in summarise_run's log and the Xero Integration report. Reads Xero only; "
+            "nothing is sent and no export flag or Contact link changes.",
         ),
         "continues_run_id": Param(
             None, type=["null", "integer"], title="Continues export run",

@@ -80,10 +80,12 @@ class XeroHook(BaseHook):
         return Pacer(connect, limits=self.limits(), app_key=self.connection().login)
 
     def client(self, *, on_retried_call: Callable[[ApiCall], None] | None = None,
-               connect: Callable[[], psycopg.Connection] = astute_connection) -> XeroClient:
-        """A client whose token chain and budgets live in the Astute database (`connect`: astute_db by default)."""
+               connect: Callable[[], psycopg.Connection] = astute_connection, read_only: bool = False) -> XeroClient:
+        """A client whose token chain and budgets live in the Astute database (`connect`: astute_db by default);
+        `read_only`: it refuses every call but a GET (a preview's)."""
         settings = self.settings()
         tokens = TokenStore(connect, settings, obtain_with_sdk)
         extra = self.connection().extra_dejson
         timeouts = {key: int(extra[key]) for key in ("read_timeout_s", "late_commit_margin_s") if extra.get(key)}
-        return XeroClient(settings, tokens, self.pacer(connect), on_retried_call=on_retried_call, **timeouts)
+        return XeroClient(settings, tokens, self.pacer(connect), on_retried_call=on_retried_call, read_only=read_only,
+                          **timeouts)

@@ -60,7 +60,11 @@ def test_export_dag_shape(dagbag):
         assert dag.get_task(name).pool == "xero_api"
     # Credit notes go once every invoice chunk is done, whatever became of it: theirs wait if it did not go.
     assert dag.get_task("credit_note_chunks").trigger_rule == "all_done"
-    assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to", "continues_run_id"}
+    assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to", "preview", "continues_run_id"}
+    # The preview is a checkbox in the trigger form, off unless ticked, explained by its title and description.
+    preview = dag.params.get_param("preview")
+    assert preview.value is False and preview.schema["type"] == "boolean"
+    assert preview.schema["title"] and "Xero" in preview.description
     assert dag.get_task("continue_backlog").trigger_rule == "all_done", "a backlog goes on whatever one chunk did"
     assert "write_back_run" in dag.get_task("continue_backlog").upstream_task_ids
     # Both leaves: a summary that finds documents unfinished fails the run, whatever the continuation did.

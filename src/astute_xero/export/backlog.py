@@ -72,14 +72,17 @@ class OrganisationBacklog:
     returns_at: dt.datetime | None  # when the day's budget returns (None: not spent)
     stopped: bool  # stopped for this run (403, Xero failing, the day spent at Xero): its reason is in the summary
 
+    @property
+    def budget(self) -> str:
+        """Where the organisation's day at Xero stands, in words."""
+        if self.calls_left <= 0 and self.returns_at:
+            return f"Xero's daily limit is spent; its budget returns at {self.returns_at:%Y-%m-%d %H:%M %Z}"
+        return f"{self.calls_left} call(s) of its day left"
+
     def describe(self) -> str:
         if not self.waiting:
             return "nothing left to send"
-        when = (
-            f"Xero's daily limit is spent; its budget returns at {self.returns_at:%Y-%m-%d %H:%M %Z}"
-            if self.calls_left <= 0 and self.returns_at else f"{self.calls_left} call(s) of its day left"
-        )
-        return f"{self.waiting} document(s) wait for the next run ({when})"
+        return f"{self.waiting} document(s) wait for the next run ({self.budget})"
 
 
 def organisation_backlogs(

@@ -8,6 +8,10 @@ Every later export uses the linked ContactID.
 The work is done organisation by organisation (resolve_tenant_contacts): one organisation's
 403, spent daily limit or failing Xero stops that organisation for the run, with its reason,
 and the others carry on.
+
+A preview (preview.py) does the same lookups and stops short of every write: it records what it would do
+(create, match, rename, relink) in xero_sync.preview_contact, and holds back what the export would hold
+(an archived Contact, a new name another Contact has), without touching Xero or contact_link.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import TypeVar
 
 import psycopg
 
-from astute_xero.export import organisations, sync_state
+from astute_xero.export import organisations, preview, sync_state
 from astute_xero.sql import load_sql
 from astute_xero.xero.client import ApiCall, XeroCallError, XeroClient
 
@@ -99,12 +103,13 @@ def resolve_tenant_contacts(conn: psycopg.Connection, client: XeroClient, run_id
     if sync_state.tenant_stopped(conn, run_id, tenant_id):
         return ContactResolution(0, 0, 0)
     counts = {"matched": 0, "created": 0, "held": 0, "relinked": 0}
+    previewing = sync_state.is_preview(conn, run_id)  # counts are then of what the export would do
     try:
-        _check_existing_links(conn, client, run_id, tenant_id, counts)
+        _check_existing_links(conn, client, run_id, tenant_id, counts, previewing=previewing)
         customers = [(customer_id, name) for _, customer_id, name in conn.execute(
             load_sql("contacts_to_link"), {"run_id": run_id, "tenant_id": tenant_id})]
         if customers:
-            _resolve_for_tenant(conn, client, run_id, tenant_id, customers, counts)
+            _resolve_for_tenant(conn, client, run_id, tenant_id, customers, counts, previewing=previewing)
     except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:
@@ -129,7 +134,8 @@ def _logged(conn: psycopg.Connection, run_id: int, item_count: int, call_xero: C
 
 
 def _check_existing_links(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, counts: dict[str, int]
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, counts: dict[str, int],
+    *, previewing: bool = False,
 ) -> None:
     """Links whose Contact was merged away or archived in Xero since: follow the merge, or hold the invoices.
 
@@ -148,11 +154,18 @@ def _check_existing_links(
             status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
             if status == "ACTIVE":
                 if name_key(astute_name) != name_key(name):  # a rename, not Xero's spelling of a match
-                    counts["held"] += _push_rename(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
+                    push = _preview_rename if previewing else _push_rename
+                    counts["held"] += push(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
                 continue
             merged_to = contact.merged_to_contact_id if contact else None
             if merged_to:
                 target = _contact_name(client, conn, run_id, tenant_id, str(merged_to))
+                if previewing:
+                    with conn.transaction():
+                        preview.record_contacts(conn, run_id, tenant_id, preview.RELINK,
+                                                [(customer_id, str(merged_to), target, astute_name)])
+                    counts["relinked"] += 1
+                    continue
                 with conn.transaction():
                     conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
                                                                  "contact_id": str(merged_to), "name": target})
@@ -213,6 +226,38 @@ def _push_rename(
     return 0
 
 
+def _preview_rename(
+    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customer_id: int,
+    contact_id: str, old_name: str, new_name: str,
+) -> int:
+    """What _push_rename would do, without pushing: Xero refuses a name another active Contact has, so look the
+    new name up (one GET); taken, the customer's documents are held back as the export would hold them,
+    else the rename is recorded. Returns how many documents were held back."""
+    new_name = new_name.strip()
+    holders = _logged(conn, run_id, 1, lambda: client.contacts_named(tenant_id, [new_name]))
+    taken = next((c.name for c in holders
+                  if str(c.contact_id).lower() != contact_id.lower() and name_key(c.name or "") == name_key(new_name)
+                  and getattr(c.contact_status, "value", c.contact_status) in (None, "ACTIVE")), None)
+    with conn.transaction():
+        if taken is not None:
+            return conn.execute(
+                load_sql("hold_customer_documents"),
+                {
+                    "run_id": run_id,
+                    "tenant_id": tenant_id,
+                    "customer_id": customer_id,
+                    "rule": "contact_rename_refused",
+                    "message": f"The customer was renamed to '{new_name}' in Astute, but Xero would refuse that name "
+                    f"for its Contact '{old_name}': the Contact '{taken}' already has it. Rename or archive the other "
+                    "Contact in Xero, or change the name in Astute.",
+                },
+            ).rowcount
+        preview.record_contacts(conn, run_id, tenant_id, preview.RENAME, [(customer_id, contact_id, old_name, new_name)])
+    log.info("customer %s renamed in Astute: the export would rename Contact '%s' to '%s' in Xero",
+             customer_id, old_name, new_name)
+    return 0
+
+
 def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, tenant_id: str, contact_id: str) -> str:
     found = _logged(conn, run_id, 1, lambda: client.contacts_by_id(tenant_id, [contact_id]))
     return found[0].name if found else ""
@@ -220,7 +265,7 @@ def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, ten
 
 def _resolve_for_tenant(
     conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customers: list[tuple[int, str]],
-    counts: dict[str, int],
+    counts: dict[str, int], *, previewing: bool = False,
 ) -> None:
     """Match each customer's name among the organisation's active Contacts, create the missing ones, link.
 
@@ -245,11 +290,23 @@ def _resolve_for_tenant(
             if key in wanted and status in (None, "ACTIVE") and key not in found:
                 found[key] = (str(contact.contact_id), contact.name)
     matched = len(found)
+    missing = [k for k in keys if k not in found]
+    if previewing:  # the links and Contacts the export would make, recorded instead of made
+        names = dict(customers)
+        with conn.transaction():
+            preview.record_contacts(conn, run_id, tenant_id, preview.MATCH,
+                                    [(c, *found[k], names[c]) for k in found for c in wanted[k]])
+            preview.record_contacts(conn, run_id, tenant_id, preview.CREATE,
+                                    [(c, None, None, display[k]) for k in missing for c in wanted[k]])
+        counts["matched"] += matched
+        counts["created"] += len(missing)
+        log.info("organisation %s: %d customer name(s) would match an existing Contact, %d Contact(s) would be "
+                 "created", tenant_id, matched, len(missing))
+        return
     with conn.transaction():
         _link(conn, tenant_id, found, wanted)
     counts["matched"] += matched
 
-    missing = [k for k in keys if k not in found]
     for start in range(0, len(missing), CONTACTS_PER_CREATE):
         batch = missing[start : start + CONTACTS_PER_CREATE]
         names = [display[k] for k in batch]

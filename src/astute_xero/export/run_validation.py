@@ -81,7 +81,10 @@ def validate_run(
                 held += len(held_ids)
                 after = document_ids[-1]
         log.info("organisation %s (%s): %d document(s) checked so far, %d held back", organisation, tenant_id, checked, held)
-    conn.execute(load_sql("document_hold_refresh"), {"run_id": run_id})
+    if not sync_state.is_preview(conn, run_id):
+        # A preview's verdicts stay its own (its run's validation_issue, which the report shows): document_hold
+        # steers what the next export selects, and the export must select what its preview did.
+        conn.execute(load_sql("document_hold_refresh"), {"run_id": run_id})
     conn.execute("UPDATE xero_sync.export_run SET documents_held = %s WHERE run_id = %s", (held, run_id))
     sync_state.refresh_work_list_statistics(conn)
     if unread:

@@ -12,6 +12,11 @@ from psycopg.types.json import Jsonb
 from astute_xero.sql import load_sql
 from astute_xero.xero.client import ApiCall
 
+# export_run.kind of the export DAG's runs: an export, or a preview of one (its Param `preview`), which runs
+# every step before the first write to Xero and stops there.
+EXPORT = "export"
+PREVIEW = "preview"
+
 
 @dataclass(frozen=True)
 class RunScope:
@@ -35,6 +40,13 @@ class RunScope:
             dt.date.fromisoformat(data["date_from"]) if data["date_from"] else None,
             dt.date.fromisoformat(data["date_to"]),
         )
+
+
+def is_preview(conn: psycopg.Connection, run_id: int) -> bool:
+    """Whether the run only previews an export: it reads Xero, never writes to it, and changes no export flag
+    and no Contact link."""
+    row = conn.execute("SELECT kind FROM xero_sync.export_run WHERE run_id = %s", (run_id,)).fetchone()
+    return row is not None and row[0] == PREVIEW
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from astute_xero.export import allocation, backlog, chunk_planning, contacts, organisations, sync_state
 from astute_xero.operations import actions as operations
+from astute_xero.sql import load_sql
 from astute_xero.report import integration as report
 from astute_xero.report import run_summary
 from astute_xero.export.chunk_export import ChunkKey, export_chunk
@@ -77,12 +78,15 @@ def _each_organisation(run_id: int) -> organisations.Runner:
 
 
 def _xero_client(run_id: int) -> XeroClient:
+    """The run's Xero client; a preview's only reads (every other call is refused before it is sent)."""
     def log_retried(call: ApiCall) -> None:
         with closing(astute_connection()) as conn:
             sync_state.record_api_call(conn, run_id, call)
 
+    with closing(astute_connection()) as conn:
+        previewing = sync_state.is_preview(conn, run_id)
     try:
-        return XeroHook().client(on_retried_call=log_retried)
+        return XeroHook().client(on_retried_call=log_retried, read_only=previewing)
     except XeroAuthorisationError as error:
         raise AirflowFailException(str(error)) from None
 
@@ -99,7 +103,8 @@ def start_export_run(
         applied = apply_migrations(conn)
         if applied:
             log.info("xero_sync migrations applied: %s", ", ".join(applied))
-        run_id = sync_state.start_run(conn, kind="export", dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope,
+        kind = sync_state.PREVIEW if params.get("preview") else sync_state.EXPORT
+        run_id = sync_state.start_run(conn, kind=kind, dag_id=dag_id, airflow_run_id=airflow_run_id, scope=scope,
                                       continues_run_id=params.get("continues_run_id"))
         try:
             decisions = sync_state.decide_entities(conn, run_id, scope.billing_entity_ids)
@@ -109,6 +114,9 @@ def start_export_run(
         log.info("billing entity %s (%s): %s%s", decision.billing_entity_id, decision.entity_name,
                  decision.decision, f" - {decision.detail}" if decision.detail else "")
     log.info("export run %s: invoices dated %s to %s", run_id, scope.date_from or "the beginning", scope.date_to)
+    if kind == sync_state.PREVIEW:
+        log.info("export run %s is a PREVIEW: it reads Xero and stops before the first write; nothing is sent, "
+                 "no export flag or Contact link changes", run_id)
     return run_id
 
 
@@ -158,8 +166,13 @@ def plan_chunks(run_id: int) -> dict[str, int]:
 
 
 def chunk_keys(run_id: int, kind: str) -> list[dict[str, Any]]:
-    """The run's planned chunks of one kind, for a mapped export task (keys only, never documents)."""
+    """The run's planned chunks of one kind, for a mapped export task (keys only, never documents). A preview
+    sends none: its mapped chunk tasks get no chunk (Airflow shows them skipped)."""
     with closing(astute_connection()) as conn:
+        if sync_state.is_preview(conn, run_id):
+            (planned,) = conn.execute(load_sql("run_chunks_of_kind"), {"run_id": run_id, "kind": kind}).fetchone()
+            log.info("export run %s is a preview: its %d planned %s chunk(s) are not sent", run_id, planned, kind)
+            return []
         return [dataclasses.asdict(key) for key in chunk_planning.chunk_keys(conn, run_id, KINDS[kind])]
 
 
@@ -178,6 +191,7 @@ def export_document_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
 
 
 def allocate_credit_notes(run_id: int) -> dict[str, int]:
+    _skip_for_preview(run_id, "a preview allocates nothing")
     with closing(astute_connection()) as conn, closing(_xero_client(run_id)) as client:
         result = allocation.allocate_run(conn, client, run_id, _each_organisation(run_id))
     log.info("export run %s: %d credit note(s) allocated, %d with nothing to apply, %d refused by Xero",
@@ -185,9 +199,17 @@ def allocate_credit_notes(run_id: int) -> dict[str, int]:
     return dataclasses.asdict(result)
 
 
+def _skip_for_preview(run_id: int, why: str) -> None:
+    """A step after the first write does nothing for a preview: skipped, so the grid says so."""
+    with closing(astute_connection()) as conn:
+        previewing = sync_state.is_preview(conn, run_id)
+    if previewing:
+        raise AirflowSkipException(f"export run {run_id} is a preview: {why}")
+
+
 def write_back_run(run_id: int) -> str:
     with closing(astute_connection()) as conn:
-        summary = run_summary.finish_run(conn, run_id)
+        summary = run_summary.finish_run(conn, run_id, previewed=sync_state.is_preview(conn, run_id))
     return summary.status
 
 
@@ -199,6 +221,8 @@ def report_directory() -> Path:
 
 def summarise_run(run_id: int) -> dict[str, Any]:
     with closing(astute_connection()) as conn:
+        if sync_state.is_preview(conn, run_id):
+            return _summarise_preview(conn, run_id)
         summary = run_summary.summarise_run(conn, run_id)
         scope = sync_state.run_scope(conn, run_id)
         log.info("\n%s\n%s", run_summary.render_summary(summary), "\n".join(
@@ -218,6 +242,23 @@ def summarise_run(run_id: int) -> dict[str, Any]:
             "failed": summary.failed, "held": summary.held}
 
 
+def _summarise_preview(conn, run_id: int) -> dict[str, Any]:
+    """A preview's summary (what would go, be held back, wait, be left for later) and the report pages, which
+    show it as the latest preview."""
+    scope = sync_state.run_scope(conn, run_id)
+    left = {b.tenant_id: b.budget for b in _backlogs(conn, run_id, scope)}
+    summary = run_summary.summarise_preview(conn, run_id, scope.date_from, scope.date_to, left)
+    log.info("\n%s", run_summary.render_preview(summary))
+    for entity, plan in summary.entities:
+        if plan is None:
+            continue
+        integration = report.build_report(conn, entity.billing_entity_id, scope.date_from, scope.date_to)
+        page = report.write_html(integration, report_directory())
+        log.info("\n%s\nHTML report: %s", report.render_text(integration), page)
+    return {"run_id": run_id, "status": "previewed", "would_go": summary.would_go, "chunks": summary.chunks,
+            "contacts_to_create": summary.contacts_to_create, "held": summary.held, "waiting": summary.waiting}
+
+
 def _backlogs(conn, run_id: int, scope: sync_state.RunScope) -> list[backlog.OrganisationBacklog]:
     """What each organisation of the run leaves waiting, and when Xero's budget returns for it."""
     tenants = [row[0] for row in conn.execute(
@@ -229,7 +270,8 @@ def _backlogs(conn, run_id: int, scope: sync_state.RunScope) -> list[backlog.Org
 def continue_backlog(run_id: int) -> dict[str, Any] | None:
     """Whether a run should continue this one's backlog: its trigger form (the same scope) and when it may
     start (`not_before`, ISO; None: at once), or None. Logs, per organisation, what waits and when Xero's
-    budget returns."""
+    budget returns. A preview is followed by nothing: it is skipped."""
+    _skip_for_preview(run_id, "no run follows a preview")
     with closing(astute_connection()) as conn:
         scope = sync_state.run_scope(conn, run_id)
         backlogs = _backlogs(conn, run_id, scope)

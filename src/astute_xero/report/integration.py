@@ -23,6 +23,7 @@ import psycopg
 
 from astute_xero.export import sync_state
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS
+from astute_xero.report import run_summary
 from astute_xero.report.fixes import Fix, fix_for
 from astute_xero.sql import load_sql
 
@@ -59,6 +60,7 @@ class BlockedDocument:
     customer_id: int | None = None  # known for validation errors (some are about the customer's Contact)
     problems: tuple[Problem, ...] = ()  # each validation error, with its line
     waits_for_invoice_id: int | None = None  # a waiting credit note's invoice
+    from_preview_run: int | None = None  # its validation errors were found by this preview (the latest look at it)
 
     @property
     def anchor(self) -> str:
@@ -72,6 +74,28 @@ class BlockedDocument:
     def astute_field(self, problem: Problem) -> str | None:
         """The Astute column a validation error is about, e.g. astute.invoice_line.account_code."""
         return problem.fix.astute_field(KINDS[self.document_kind])
+
+
+@dataclass(frozen=True)
+class LatestPreview:
+    """The entity's latest preview run (the export DAG's Param `preview`): what an export would send, hold back
+    and leave, as Astute's Report Summary shows validation errors before an export."""
+
+    run_id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: str  # 'previewed', or 'running' while it runs
+    decision: str  # for the entity: 'export', or 'stopped' (with the reason in detail)
+    detail: str | None
+    dag_id: str | None
+    airflow_run_id: str | None
+    export_since: int | None  # the first export run after it, if any: what the preview said it would send
+    plan: run_summary.EntityPlan
+
+    @property
+    def headline(self) -> str:
+        return (f"Latest preview (run {self.run_id}, {self.started_at.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC): "
+                f"{self.plan.would_go} would go, {self.plan.held} held back")
 
 
 @dataclass(frozen=True)
@@ -161,6 +185,7 @@ class IntegrationReport:
     payments: list[PaymentState] = field(default_factory=list)
     pay_runs: list[PayRunPayment] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
+    preview: LatestPreview | None = None  # the latest preview run of the entity; None: never previewed
 
     def payment(self, state: str) -> PaymentState:
         return next((p for p in self.payments if p.state == state), PaymentState(state, 0, Decimal(0), Decimal(0)))
@@ -232,7 +257,29 @@ def build_report(
                 if r.run_id in airflow_runs else r for r in runs]
     report.runs = runs
     _read_back(conn, report, params)
+    _latest_preview(conn, report)
     return report
+
+
+def _latest_preview(conn: psycopg.Connection, report: IntegrationReport) -> None:
+    """The entity's latest preview, and which blocked documents' validation errors it found."""
+    row = conn.execute(load_sql("report_latest_preview"), {"billing_entity_id": report.billing_entity_id}).fetchone()
+    if row is None:
+        return
+    run_id = row[0]
+    scope = sync_state.run_scope(conn, run_id)
+    plan = run_summary.preview_plans(conn, run_id, scope.date_from, scope.date_to, report.billing_entity_id).get(
+        report.billing_entity_id) or run_summary.EntityPlan(report.billing_entity_id, 0, 0, 0, 0, 0, 0, 0)
+    report.preview = LatestPreview(*row, plan=plan)
+    validation = [b for b in report.blocked if b.kind == VALIDATION_ERROR]
+    if not validation:
+        return
+    found = {(kind, document_id): preview_run for kind, document_id, preview_run in conn.execute(
+        load_sql("report_preview_found"), {"kinds": [b.document_kind for b in validation],
+                                           "document_ids": [b.document_id for b in validation]})}
+    report.blocked = [dataclasses.replace(b, from_preview_run=found[(b.document_kind, b.document_id)])
+                      if b.kind == VALIDATION_ERROR and (b.document_kind, b.document_id) in found else b
+                      for b in report.blocked]
 
 
 def _read_back(conn: psycopg.Connection, report: IntegrationReport, params: dict) -> None:
@@ -257,7 +304,20 @@ def render_text(report: IntegrationReport) -> str:
         f"  Credit notes still to export: {report.credit_notes_to_export}",
         f"  Validation errors, Xero failures and waiting credit notes: {len(report.blocked)}",
     ]
-    lines += [f"    - {b.label} ({b.document_date}): {b.kind}: {b.reason}" for b in report.blocked]
+    lines += [f"    - {b.label} ({b.document_date}): {b.kind}"
+              + (f" (found by preview run {b.from_preview_run})" if b.from_preview_run else "") + f": {b.reason}"
+              for b in report.blocked]
+    if report.preview is not None:
+        preview, plan = report.preview, report.preview.plan
+        lines.append(f"  {preview.headline}"
+                     + (f"; export run {preview.export_since} has run since" if preview.export_since else ""))
+        if preview.decision == "stopped":
+            lines.append(f"    stopped: {preview.detail}")
+        lines.append(f"    would go: {plan.invoices} invoice(s), {plan.credit_notes} credit note(s) in {plan.chunks} "
+                     f"chunk(s); Contacts to create: {len(plan.contacts_doing('create'))}, to rename: "
+                     f"{len(plan.contacts_doing('rename'))}; credit notes that would wait: {plan.waiting}; "
+                     f"left for later runs: {plan.left_for_later}")
+        lines += [f"    held back: {held.label}: {held.reason}" for held in plan.held_documents]
     lines.append("  Last runs:")
     lines += [
         f"    run {r.run_id} {r.kind} {r.started_at:%Y-%m-%d %H:%M} {r.status}: {r.chunks} chunk(s) in the API log, "

@@ -134,9 +134,11 @@ def summarise_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
     return RunSummary(run_id, status, api_calls, list(entities.values()))
 
 
-def finish_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
-    """Close the run: its status and counts written to export_run."""
+def finish_run(conn: psycopg.Connection, run_id: int, *, previewed: bool = False) -> RunSummary:
+    """Close the run: its status and counts written to export_run. A preview sends nothing: it is 'previewed'."""
     summary = summarise_run(conn, run_id)
+    if previewed:
+        summary = RunSummary(run_id, "previewed", summary.api_calls, summary.entities)
     with conn.transaction():
         conn.execute(
             load_sql("run_finish"),
@@ -182,4 +184,182 @@ def render_summary(summary: RunSummary) -> str:
             lines.append(f"  Exported by another run meanwhile: {entity.elsewhere}")
         if entity.unfinished:
             lines.append(f"  Not finished (a task failed; retry it): {entity.unfinished}")
+    return "\n".join(lines)
+
+
+# --- a preview (the export DAG's Param `preview`): what an export would send, hold back and leave ---------------
+
+
+@dataclass(frozen=True)
+class ContactPlan:
+    """What the export would do for one customer's Contact in one organisation (xero_sync.preview_contact)."""
+
+    action: str  # export.preview: CREATE, MATCH, RENAME, RELINK
+    tenant_id: str
+    customer_id: int
+    astute_name: str
+    xero_contact_name: str | None
+    xero_contact_id: str | None
+
+    def describe(self) -> str:
+        who = f"customer {self.customer_id}"
+        if self.action == "create":
+            return f"create '{self.astute_name}' ({who})"
+        if self.action == "match":
+            return f"link {who} '{self.astute_name}' to its existing Contact '{self.xero_contact_name}'"
+        if self.action == "rename":
+            return f"rename '{self.xero_contact_name}' to '{self.astute_name}' ({who}, renamed in Astute)"
+        return f"move {who}'s link to '{self.xero_contact_name}', which its Contact was merged into in Xero"
+
+
+@dataclass(frozen=True)
+class PreviewedHold:
+    """A document the export would hold back, with every reason and the rules they come from (what to fix)."""
+
+    kind: str
+    document_id: int
+    label: str
+    reason: str
+    rules: tuple[str, ...]
+
+    @property
+    def fixes(self) -> list[str]:
+        from astute_xero.report.fixes import fix_for
+
+        return [f"{fix.title}: {fix.where}" for fix in map(fix_for, self.rules)]
+
+
+@dataclass
+class EntityPlan:
+    """What a preview found for one billing entity."""
+
+    billing_entity_id: int
+    invoices: int  # would go
+    credit_notes: int  # would go
+    chunks: int  # of the organisation's chunks, those holding this entity's documents: one API call each
+    held: int
+    waiting: int
+    deferred: int  # selected, but past the run's room
+    not_selected: int  # in the run's window, but no room to select them this run
+    held_documents: list[PreviewedHold] = field(default_factory=list)
+    contacts: list[ContactPlan] = field(default_factory=list)
+
+    @property
+    def would_go(self) -> int:
+        return self.invoices + self.credit_notes
+
+    @property
+    def left_for_later(self) -> int:
+        return self.deferred + self.not_selected
+
+    def contacts_doing(self, action: str) -> list[ContactPlan]:
+        return [c for c in self.contacts if c.action == action]
+
+
+def preview_plans(
+    conn: psycopg.Connection, run_id: int, date_from, date_to, billing_entity_id: int | None = None
+) -> dict[int, EntityPlan]:
+    """Per billing entity the preview exports (or the one asked for), what it found. Reads only."""
+    params = {"run_id": run_id, "billing_entity_id": billing_entity_id, "date_from": date_from, "date_to": date_to}
+    plans = {row[0]: EntityPlan(*row) for row in conn.execute(load_sql("preview_entity_plan"), params)}
+    for entity_id, kind_name, document_id, number, reason, rules in conn.execute(load_sql("preview_held"), params):
+        if entity_id in plans:
+            plans[entity_id].held_documents.append(PreviewedHold(
+                kind_name, document_id, KINDS[kind_name].describe(document_id, number), reason, tuple(rules)))
+    for entity_id, *contact in conn.execute(load_sql("preview_contacts"), params):
+        if entity_id in plans:
+            plans[entity_id].contacts.append(ContactPlan(*contact))
+    return plans
+
+
+@dataclass(frozen=True)
+class PreviewSummary:
+    run_id: int
+    api_calls: int  # the preview's own calls to Xero: reads only
+    chunks: int  # every organisation's planned chunks: the calls that would send them
+    entities: list[tuple[EntityOutcome, EntityPlan | None]]  # None: skipped
+    left_for_later: dict[str, str]  # per organisation, where its day at Xero stands (backlog.OrganisationBacklog)
+
+    def _plans(self) -> list[EntityPlan]:
+        return [plan for _, plan in self.entities if plan is not None]
+
+    def would_go_of(self, kind: DocumentKind) -> int:
+        return sum(p.invoices if kind is INVOICE else p.credit_notes for p in self._plans())
+
+    @property
+    def would_go(self) -> int:
+        return sum(p.would_go for p in self._plans())
+
+    @property
+    def held(self) -> int:
+        return sum(p.held for p in self._plans())
+
+    @property
+    def waiting(self) -> int:
+        return sum(p.waiting for p in self._plans())
+
+    @property
+    def contacts_to_create(self) -> int:
+        """Contacts the export would create: one per organisation and name (customers of one name share it)."""
+        from astute_xero.export.contacts import name_key
+
+        return len({(c.tenant_id, name_key(c.astute_name)) for p in self._plans() for c in p.contacts_doing("create")})
+
+    @property
+    def contacts_to_rename(self) -> int:
+        return len({(c.tenant_id, c.xero_contact_id) for p in self._plans() for c in p.contacts_doing("rename")})
+
+
+def summarise_preview(
+    conn: psycopg.Connection, run_id: int, date_from, date_to, left_for_later: dict[str, str] | None = None
+) -> PreviewSummary:
+    """What a preview found, read from xero_sync (changes nothing). `left_for_later`: per organisation, where its
+    day at Xero stands, in words (backlog.OrganisationBacklog.budget)."""
+    summary = summarise_run(conn, run_id)
+    plans = preview_plans(conn, run_id, date_from, date_to)
+    (chunks,) = conn.execute("SELECT count(*) FROM xero_sync.export_chunk WHERE run_id = %s", (run_id,)).fetchone()
+    return PreviewSummary(run_id, summary.api_calls, chunks,
+                          [(entity, plans.get(entity.billing_entity_id)) for entity in summary.entities],
+                          left_for_later or {})
+
+
+def render_preview(summary: PreviewSummary) -> str:
+    lines = [
+        f"Xero export PREVIEW run {summary.run_id} - nothing was written to Xero. An export now would send "
+        f"{summary.would_go_of(INVOICE)} invoice(s) and {summary.would_go_of(CREDIT_NOTE)} credit note(s) in "
+        f"{summary.chunks} chunk(s) ({summary.chunks} API call(s), one API-log row each), create "
+        f"{summary.contacts_to_create} Contact(s) and rename {summary.contacts_to_rename}; "
+        f"{summary.held} would be held back, {summary.waiting} credit note(s) would wait for their invoice. "
+        f"The preview made {summary.api_calls} Xero API call(s), reads only.",
+    ]
+    for entity, plan in summary.entities:
+        lines.append("")
+        header = f"{entity.entity_name} (billing entity {entity.billing_entity_id})"
+        if plan is None:
+            lines.append(f"{header}: SKIPPED - {entity.detail}")
+            continue
+        lines.append(f"{header} -> Xero organisation {entity.tenant_id}")
+        if entity.decision == "stopped":
+            lines.append(f"  STOPPED: {entity.detail} (nothing of it would go now)")
+        lines.append(f"  Would go: {plan.invoices} invoice(s), {plan.credit_notes} credit note(s) in {plan.chunks} "
+                     "chunk(s) (one API call and one API-log row each)")
+        for action, title in (("create", "Contacts that would be created"), ("rename", "Contacts that would be renamed"),
+                              ("match", "Customers that would be linked to an existing Contact"),
+                              ("relink", "Links that would follow a merge in Xero")):
+            contacts = plan.contacts_doing(action)
+            if contacts or action in ("create", "rename"):
+                lines.append(f"  {title}: {len(contacts)}")
+                lines.extend(f"    - {contact.describe()}" for contact in contacts)
+        lines.append(f"  Would be held back: {len(plan.held_documents)}")
+        for held in plan.held_documents:
+            lines.append(f"    - {held.label}: {held.reason}")
+            lines.extend(f"      What to fix: {fix}" for fix in held.fixes)
+        if entity.waiting:
+            lines.append(f"  Credit notes that would wait for their invoice: {len(entity.waiting)}")
+            lines.extend(f"    - {note.label}: {note.reason}" for note in entity.waiting)
+        if plan.left_for_later:
+            why = summary.left_for_later.get(entity.tenant_id or "")
+            lines.append(f"  Left for later runs: {plan.left_for_later} (a run sends no more than its share of Airflow's "
+                         f"map limit and what is left of the organisation's day at Xero{': ' + why if why else ''}; "
+                         "the export's continue_backlog triggers the runs that send them)")
     return "\n".join(lines)

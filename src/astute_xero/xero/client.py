@@ -114,6 +114,10 @@ class XeroCallError(RuntimeError):
         return None
 
 
+class ReadOnlyRefused(RuntimeError):
+    """A read-only client (a preview's) was asked to write: a bug, never sent to Xero."""
+
+
 class DailyLimitReached(XeroCallError):
     """The organisation's daily call budget is spent: stop exporting to it until it returns (`returns_at`)."""
 
@@ -151,7 +155,10 @@ class XeroClient:
         on_retried_call: Callable[[ApiCall], None] | None = None,
         read_timeout_s: int = READ_TIMEOUT_S,
         late_commit_margin_s: int = LATE_COMMIT_MARGIN_S,
+        read_only: bool = False,
     ):
+        """`read_only`: refuse every call but a GET before it is sent (a preview's client)."""
+        self.read_only = read_only
         self.read_timeout_s = read_timeout_s  # an int: the SDK ignores a float timeout
         # A call our client gave up on may still be committed by Xero: until this long after it started.
         self.late_commit_window = dt.timedelta(seconds=read_timeout_s + late_commit_margin_s)
@@ -455,6 +462,8 @@ class XeroClient:
         known, with its api_log row): each step treats it like any other failure that is not the
         organisation's own, so the other organisations go on and Airflow retries.
         """
+        if self.read_only and method != "GET":
+            raise ReadOnlyRefused(f"this client only reads Xero (a preview): {method} {endpoint} refused for {tenant_id}")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
             try:
