@@ -202,18 +202,9 @@ def _push_rename(
         with conn.transaction():
             sync_state.record_api_call(conn, run_id, error.call, item_count=1)
             if error.refused:  # Xero turned the name down (taken by another Contact): hold the customer
-                return conn.execute(
-                    load_sql("hold_customer_documents"),
-                    {
-                        "run_id": run_id,
-                        "tenant_id": tenant_id,
-                        "customer_id": customer_id,
-                        "rule": "contact_rename_refused",
-                        "message": f"The customer was renamed to '{new_name}' in Astute, but Xero refused that name for "
-                        f"its Contact '{old_name}': {error}. Rename or archive the other Contact in Xero, or change the "
-                        "name in Astute.",
-                    },
-                ).rowcount
+                return _hold_refused_rename(conn, run_id, tenant_id, customer_id,
+                                            f"The customer was renamed to '{new_name}' in Astute, but Xero refused "
+                                            f"that name for its Contact '{old_name}': {error}.")
         # Xero's trouble, not the name's (403, a spent limit, a 5xx, no answer): the organisation stops or the
         # task is retried. Setting a Contact's name is safe to repeat: the same name again changes nothing.
         raise
@@ -240,22 +231,21 @@ def _preview_rename(
                   and getattr(c.contact_status, "value", c.contact_status) in (None, "ACTIVE")), None)
     with conn.transaction():
         if taken is not None:
-            return conn.execute(
-                load_sql("hold_customer_documents"),
-                {
-                    "run_id": run_id,
-                    "tenant_id": tenant_id,
-                    "customer_id": customer_id,
-                    "rule": "contact_rename_refused",
-                    "message": f"The customer was renamed to '{new_name}' in Astute, but Xero would refuse that name "
-                    f"for its Contact '{old_name}': the Contact '{taken}' already has it. Rename or archive the other "
-                    "Contact in Xero, or change the name in Astute.",
-                },
-            ).rowcount
+            return _hold_refused_rename(conn, run_id, tenant_id, customer_id,
+                                        f"The customer was renamed to '{new_name}' in Astute, but Xero would refuse "
+                                        f"that name for its Contact '{old_name}': the Contact '{taken}' already has it.")
         preview.record_contacts(conn, run_id, tenant_id, preview.RENAME, [(customer_id, contact_id, old_name, new_name)])
     log.info("customer %s renamed in Astute: the export would rename Contact '%s' to '%s' in Xero",
              customer_id, old_name, new_name)
     return 0
+
+
+def _hold_refused_rename(conn: psycopg.Connection, run_id: int, tenant_id: str, customer_id: int, why: str) -> int:
+    """Hold a renamed customer's documents: Xero refuses (or would refuse) the new name for its Contact."""
+    return conn.execute(load_sql("hold_customer_documents"), {
+        "run_id": run_id, "tenant_id": tenant_id, "customer_id": customer_id, "rule": "contact_rename_refused",
+        "message": f"{why} Rename or archive the other Contact in Xero, or change the name in Astute.",
+    }).rowcount
 
 
 def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, tenant_id: str, contact_id: str) -> str:
