@@ -25,16 +25,21 @@ TOKEN_ENDPOINT = "/connect/token"
 
 @pytest.fixture(autouse=True)
 def no_continuations_left_behind():
-    """An export here that leaves documents waiting triggers the run that continues it, in Airflow's metadata
-    database, which outlives each test's Astute database: remove them, so that no later test finds one."""
+    """An export that leaves documents waiting triggers the run that continues it (run id continues_<export
+    run>), in Airflow's metadata database, which outlives each test's Astute database (whose export run ids
+    start again at 1): remove those of earlier tests first, so that a continuation here is not refused as
+    already existing, and this test's after it."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    before = continuation_runs()
+    def remove_continuations() -> None:
+        with create_session() as session:
+            for run in session.query(DagRun).filter(DagRun.id.in_(continuation_runs())):
+                session.delete(run)
+
+    remove_continuations()
     yield
-    with create_session() as session:
-        for run in session.query(DagRun).filter(DagRun.id.in_(continuation_runs() - before)):
-            session.delete(run)
+    remove_continuations()
 
 
 def continuation_runs() -> set[int]:
