@@ -22,6 +22,7 @@ from xero_python.accounting import CreditNote, Invoice
 
 from astute_xero.export.documents import INVOICE, DocumentKind
 from astute_xero.export.mapping import AstuteDocument, same_content, same_number, xero_id, xero_number, xero_type
+from astute_xero.xero.client import enum_value
 
 GONE_STATUSES = ("DELETED", "VOIDED")
 
@@ -52,13 +53,10 @@ class Verdict:
     conflict: str | None = None
 
 
-def _enum(value: object) -> object:
-    return getattr(value, "value", value)
-
 
 def _live(element: Invoice | CreditNote, kind: DocumentKind) -> bool:
     """One of our type (sales, not a supplier's bill or credit), neither deleted nor voided."""
-    return _enum(element.type) == xero_type(kind) and _enum(element.status) not in GONE_STATUSES
+    return enum_value(element.type) == xero_type(kind) and enum_value(element.status) not in GONE_STATUSES
 
 
 def is_our_copy(document: AstuteDocument, prior: PriorAttempt, element: Invoice | CreditNote) -> bool:
@@ -84,10 +82,10 @@ def is_history_copy(element: Invoice) -> bool:
 def describe(element: Invoice | CreditNote) -> str:
     """A Xero document as a finance person would recognise it."""
     label = {"ACCREC": "sales invoice", "ACCPAY": "supplier bill", "ACCRECCREDIT": "sales credit note",
-             "ACCPAYCREDIT": "supplier credit note"}.get(str(_enum(element.type)), "document")
+             "ACCPAYCREDIT": "supplier credit note"}.get(str(enum_value(element.type)), "document")
     contact = element.contact.name if element.contact and element.contact.name else "an unnamed Contact"
-    total = f"{element.total:,.2f} {_enum(element.currency_code) or ''}".strip() if element.total is not None else "no total"
-    return f"a {label} {xero_number(element) or '(no number)'} for '{contact}', {total}, {_enum(element.status)}"
+    total = f"{element.total:,.2f} {enum_value(element.currency_code) or ''}".strip() if element.total is not None else "no total"
+    return f"a {label} {xero_number(element) or '(no number)'} for '{contact}', {total}, {enum_value(element.status)}"
 
 
 def judge(
@@ -115,7 +113,7 @@ def judge(
         holder = next(
             (x for x in found
              if document.number and same_number(xero_number(x), document.number)
-             and _enum(x.type) == xero_type(document.kind)),
+             and enum_value(x.type) == xero_type(document.kind)),
             None,
         )
         verdicts[document.document_id] = Verdict(conflict=_conflict(document, holder, linked_elsewhere) if holder else None)
@@ -127,8 +125,8 @@ def _conflict(document: AstuteDocument, holder: Invoice | CreditNote, linked_els
         f"it is already linked to Astute {linked_elsewhere[xero_id(holder)]}"
         if xero_id(holder) in linked_elsewhere
         else "this export did not send it (it has no link to this Astute document)"
-        if _enum(holder.status) not in GONE_STATUSES
-        else f"it is {_enum(holder.status)}"
+        if enum_value(holder.status) not in GONE_STATUSES
+        else f"it is {enum_value(holder.status)}"
     )
     return (
         f"Xero already holds {describe(holder)}, and {why}. Xero keeps {document.kind.label.lower()} numbers "

@@ -27,7 +27,7 @@ import psycopg
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
 from astute_xero.export.sync_state import record_api_call
 from astute_xero.sql import load_sql
-from astute_xero.xero.client import READ_PAGE_SIZE, XeroClient
+from astute_xero.xero.client import READ_PAGE_SIZE, XeroClient, enum_value
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ def _row(kind: DocumentKind, d: Any) -> tuple:
                     if d.total is not None and d.remaining_credit is not None else None)
         due_date, fully_paid_on = None, None
     return (
-        kind.name, str(xero_id), number, _enum(d.status),
+        kind.name, str(xero_id), number, enum_value(d.status),
         str(contact.contact_id) if contact and contact.contact_id else None, contact.name if contact else None,
-        _enum(d.line_amount_types), d.sub_total, d.total, due, paid, credited, due_date, fully_paid_on,
+        enum_value(d.line_amount_types), d.sub_total, d.total, due, paid, credited, due_date, fully_paid_on,
         max(payments) if payments else None, _updated(d),
     )
 
@@ -133,6 +133,3 @@ def _updated(document: Any) -> dt.datetime:
     updated = document.updated_date_utc
     return updated if updated.tzinfo else updated.replace(tzinfo=dt.timezone.utc)
 
-
-def _enum(value: Any) -> str | None:
-    return getattr(value, "value", value)

@@ -423,18 +423,18 @@ class XeroClient:
             tenant_id=tenant_id,
             organisation_name=organisation_name,
             account_codes=frozenset(
-                a.code for a in accounts.accounts or [] if a.code and _enum_value(a.status) == "ACTIVE"
+                a.code for a in accounts.accounts or [] if a.code and enum_value(a.status) == "ACTIVE"
             ),
             tax_types=frozenset(
-                t.tax_type for t in tax_rates.tax_rates or [] if t.tax_type and _enum_value(t.status) != "DELETED"
+                t.tax_type for t in tax_rates.tax_rates or [] if t.tax_type and enum_value(t.status) != "DELETED"
             ),
-            currencies=frozenset(_enum_value(c.code) for c in currencies.currencies or [] if c.code),
+            currencies=frozenset(enum_value(c.code) for c in currencies.currencies or [] if c.code),
             tracking={
                 category.name: frozenset(
-                    option.name for option in category.options or [] if _enum_value(option.status) == "ACTIVE"
+                    option.name for option in category.options or [] if enum_value(option.status) == "ACTIVE"
                 )
                 for category in categories.tracking_categories or []
-                if category.name and _enum_value(category.status) == "ACTIVE"
+                if category.name and enum_value(category.status) == "ACTIVE"
             },
         )
         return chart, [accounts_call, tax_call, currency_call, tracking_call]
@@ -590,7 +590,8 @@ def escape_where_string(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _enum_value(value: Any) -> Any:
+def enum_value(value: Any) -> Any:
+    """The plain value of one of the SDK's enums (a status, a type); anything else as it is."""
     return getattr(value, "value", value)
 
 
