@@ -13,6 +13,7 @@ alert (awaited in the triggerer, through async_notify).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from typing import Any
 
@@ -43,6 +44,12 @@ def describe(context: Any, subject: str) -> dict[str, Any]:
     url = f"{base_url}/dags/{dag_id}/runs/{run_id}" if base_url else None
     text = f"{subject}: {dag_id}, run {run_id}" + (f" ({reason})" if reason else "") + (f". {url}" if url else "")
     return {"text": text, "dag_id": dag_id, "run_id": run_id, "reason": str(reason), "url": url}
+
+
+def alert_html(text: str) -> str:
+    """The alert as the e-mail's HTML: its text escaped (a reason may quote Xero, a customer's name or an
+    exception, any of which can hold `<` or `&`), each of its lines a line."""
+    return "<p>" + "<br>\n".join(html.escape(line) for line in text.splitlines()) + "</p>"
 
 
 class XeroAlertNotifier(BaseNotifier):
@@ -84,8 +91,8 @@ class XeroAlertNotifier(BaseNotifier):
         recipients = [address.strip() for address in str(extra.get("to", "")).split(",") if address.strip()]
         if not recipients:
             raise ValueError(f"connection '{self.conn_id}' (smtp) has no extra 'to'")
-        SmtpNotifier(to=recipients, from_email=extra.get("from_email"), subject=alert["text"][:180],
-                     html_content=f"<p>{alert['text']}</p>", smtp_conn_id=self.conn_id).notify(context)
+        SmtpNotifier(to=recipients, from_email=extra.get("from_email"), subject=" ".join(alert["text"].split())[:180],
+                     html_content=alert_html(alert["text"]), smtp_conn_id=self.conn_id).notify(context)
 
     def _webhook(self, conn: Any, alert: dict[str, Any]) -> None:
         url = conn.host if "://" in (conn.host or "") else f"https://{conn.host}"

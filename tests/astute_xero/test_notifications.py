@@ -78,3 +78,62 @@ def test_an_unreachable_webhook_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.setenv("AIRFLOW_CONN_XERO_ALERTS", json.dumps({"conn_type": "http", "host": "http://127.0.0.1:9/hook"}))
     XeroAlertNotifier().notify({"dag_run": FailedRun()})
     assert "Alert through connection 'xero_alerts' failed" in caplog.text
+
+
+@pytest.fixture
+def mailbox():
+    """An SMTP server on loopback (the receiving side of the alert e-mail): keeps each message it is sent."""
+    import email
+    import email.policy
+    import socketserver
+
+    received: list = []
+
+    class Session(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(f"{line}\r\n".encode())
+
+        def handle(self):
+            self.reply("220 mailbox ready")
+            while line := self.rfile.readline():
+                command = line.decode().strip().upper()
+                if command.startswith(("EHLO", "HELO")):
+                    self.reply("250 mailbox")
+                elif command == "DATA":
+                    self.reply("354 end with <CRLF>.<CRLF>")
+                    body = b""
+                    while (data := self.rfile.readline()) not in (b".\r\n", b""):
+                        body += data[1:] if data.startswith(b"..") else data
+                    received.append(email.message_from_bytes(body, policy=email.policy.default))
+                    self.reply("250 queued")
+                elif command == "QUIT":
+                    self.reply("221 bye")
+                    return
+                else:  # MAIL FROM, RCPT TO, RSET, NOOP
+                    self.reply("250 ok")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Session)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], received
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_alert_e_mail_shows_the_alert_as_text_whatever_characters_it_holds(mailbox, monkeypatch):
+    port, received = mailbox
+    monkeypatch.setenv("AIRFLOW_CONN_XERO_ALERTS", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"to": "finance-ops@example.com", "from_email": "airflow@example.com",
+                  "disable_ssl": True, "disable_tls": True, "retry_limit": 0}}))
+    reason = "Xero said <script>alert('x')</script> & R&D Pty <Ltd>\nthen the next try failed too"
+
+    XeroAlertNotifier().notify({"dag_run": FailedRun(), "reason": reason})
+
+    (message,) = received
+    html = message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "<Ltd>" not in html, "the alert is text, never markup"
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; R&amp;D Pty &lt;Ltd&gt;" in html
+    assert "&lt;Ltd&gt;<br>\nthen the next try failed too" in html, "each line of the alert stays a line"
+    assert message["subject"].startswith("Astute → Xero export failed: xero_invoice_export")
+    assert "\n" not in message["subject"], "a subject is one line"
