@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from astute_xero import leases
 from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
@@ -205,9 +206,12 @@ def test_an_invoice_in_flight_in_another_live_worker_is_left_to_it(pipeline, dat
     ids = invoices(pipeline, numbered=3, unnumbered=1)
     (first,) = pipeline.plan()
     (second,) = pipeline.plan()  # another run's work list holds the same invoices
+    ttl = dt.timedelta(seconds=1)
     with psycopg.connect(database_url, autocommit=True) as other_worker:
-        other_worker.execute("SELECT pg_advisory_lock(%s)", (ids[0],))  # busy sending it right now
-        result = export_chunk(pipeline.db, pipeline.client, second)
+        other = leases.new_holder()
+        assert leases.acquire(other_worker, other, [f"invoice:{ids[0]}"], ttl)  # busy sending it right now
+        with leases.Heartbeat(other_worker, other, [f"invoice:{ids[0]}"], ttl):  # and alive: it renews its lease
+            result = export_chunk(pipeline.db, pipeline.client, second, lease_ttl=ttl)
     assert (result.exported, result.skipped) == (3, 1)
     assert ids[0] not in pipeline.status()
     again = export_chunk(pipeline.db, pipeline.client, first)

@@ -289,3 +289,35 @@ def test_a_history_invoice_is_found_by_number_among_sales_invoices_only(pipeline
     assert pipeline.credit_note_status()[credit][:2] == ("exported", "allocated")
     (invoice,) = [x for x in backend.invoices(TENANT) if x["InvoiceID"] == seeded]
     assert D(str(invoice["AmountCredited"])) > 0
+
+
+def test_a_credit_note_reset_after_it_went_from_xero_is_allocated_again(pipeline):
+    """Reset forgets the Xero credit note that went: its allocation went with it, so the re-created one is
+    allocated again, and xero_sync never says 'allocated' for a credit note whose credit Xero still holds."""
+    from astute_xero.readback.status_sync import sync_organisation
+
+    data = pipeline.data
+    customer = data.customer("Harbour Constructions")
+    invoice = data.invoice(pipeline.entity, customer, number="INV-9", lines=one_line("100"))
+    credit = data.credit_note(pipeline.entity, customer, invoice_id=invoice, number="CN-9", lines=one_line("30"))
+    data.flush()
+    pipeline.run()
+    first = xero_credit_notes(pipeline)[credit]
+    assert pipeline.credit_note_status()[credit] == ("exported", "allocated", D("33.00"))
+
+    # The organisation is restored from a backup taken before the credit note was created.
+    pipeline.xero.backend.forget_document(TENANT, "credit_note", first["CreditNoteID"])
+    sync_organisation(pipeline.db, pipeline.client, TENANT, full=True)
+    result = operations.reset_for_export(pipeline.db, credit_note_ids=[credit])
+    assert result.refused == [] and len(result.reset) == 1
+
+    pipeline.run()
+    again = xero_credit_notes(pipeline)[credit]
+    assert again["CreditNoteID"] != first["CreditNoteID"]
+    assert again["RemainingCredit"] == 0 and len(again["Allocations"]) == 1, "its credit is on the invoice again"
+    assert D(str(xero_invoice(pipeline, invoice)["AmountDue"])) == D("77.00")  # 110 with tax, less 33
+    assert pipeline.credit_note_status()[credit] == ("exported", "allocated", D("33.00"))
+    (allocation_id,) = pipeline.db.execute(
+        "SELECT xero_allocation_id::text FROM xero_sync.credit_note_export WHERE credit_note_id = %s", (credit,)
+    ).fetchone()
+    assert allocation_id == again["Allocations"][0]["AllocationID"]

@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 from xero_python.accounting import Allocation, CreditNote, Invoice
 
+from astute_xero import leases
 from astute_xero.export import organisations, sync_state
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE
 from astute_xero.export.reconciliation import is_history_copy
@@ -157,14 +158,13 @@ def allocate_tenant(
             if not batch:
                 break
             after = batch[-1].credit_note_id
-            locks = [row[0] for row in conn.execute(
-                load_sql("chunk_lock_documents"), {"keys": CREDIT_NOTE.lock_keys(p.credit_note_id for p in batch)}
-            )]
-            try:
-                held = {CREDIT_NOTE.lock_sign * lock for lock in locks}
+            # Credit notes another live worker is allocating (another run) are left to it; a dead one's leases expire.
+            holder = leases.new_holder()
+            lease_keys = CREDIT_NOTE.lease_keys(p.credit_note_id for p in batch)
+            taken = leases.acquire(conn, holder, lease_keys, leases.DOCUMENT_TTL)
+            with leases.Heartbeat(conn, holder, taken, leases.DOCUMENT_TTL):
+                held = {lease_keys[k] for k in taken}
                 _allocate_batch(conn, client, run_id, tenant_id, [p for p in batch if p.credit_note_id in held], outcome)
-            finally:
-                conn.execute(load_sql("chunk_unlock_documents"), {"keys": locks})
     except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:

@@ -1,14 +1,17 @@
 """Exporting one chunk of at most 100 invoices or credit notes: a protocol that is safe to repeat.
 
 0. Credit notes whose invoice did not reach Xero wait for it: they go in the run that exports it.
-1. Claim: the chunk's documents are marked 'sending' (committed) before Xero hears of them.
+1. Lease and claim: the worker takes a lease on each document (renewed while it works, lost within a minute if
+   the worker dies: see astute_xero.leases), and marks them 'sending' (committed) before Xero hears of them.
 2. Reconcile: documents already 'sending' when claimed are ones whose earlier call had no recorded
    outcome (a timeout, a killed worker); Xero is asked which of them it has, and those are recorded
    as exported, never sent again.
 3. Send the rest in one PUT /Invoices or /CreditNotes, summarizeErrors=false, unitdp=4, with an
    Idempotency-Key derived from the body, so that a replay within Xero's key window is answered,
-   not acted on.
-4. Record every per-document outcome and the api_log row in one transaction.
+   not acted on. The moment the request leaves (after the token, the organisation's call slot and
+   its minute budget are taken) is stamped on the documents, fenced by their leases.
+4. Record every per-document outcome and the api_log row in one transaction; then look up the
+   numbers Xero said were taken (our own copy of an earlier attempt is adopted).
 If the call's outcome is unknown, the claims stay 'sending' and the task fails for Airflow to retry;
 the retry starts again at 1 and reconciles.
 """
@@ -22,13 +25,14 @@ import logging
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
 from xero_python.accounting import CreditNote, Invoice
 from xero_python.api_client.serializer import serialize
 
+from astute_xero import leases
 from astute_xero.export import sync_state
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS, DocumentKind
 from astute_xero.export.mapping import AstuteDocument, AstuteLine, to_xero, xero_id
@@ -83,13 +87,23 @@ class ChunkOutcomeUnknown(RuntimeError):
     """Xero may or may not have acted: the task must be retried, and the retry reconciles first."""
 
 
-def idempotency_key(kind: DocumentKind, tenant_id: str, document_ids: list[int], body: dict[str, Any]) -> str:
+class ChunkMustWait(RuntimeError):
+    """Nothing was sent: an earlier call may still land at Xero after the time this attempt has left, or this
+    worker lost its leases on the documents. The task is retried; the retry waits or finds them settled."""
+
+
+def idempotency_key(
+    kind: DocumentKind, tenant_id: str, document_ids: list[int], body: dict[str, Any], generations: list[dt.datetime]
+) -> str:
     """The same documents with the same content give the same key, so a repeat is answered, not acted on.
 
     The Astute ids are part of it: two unnumbered invoices can have identical content, and one must
-    never be answered with the other's Xero invoice.
+    never be answered with the other's Xero invoice. So is each document's export generation (its first
+    claim): a document reset after its Xero copy went (a restore, a deletion) is a new export, which
+    Xero must act on, not answer with the copy that is gone.
     """
-    material = json.dumps([kind.name, tenant_id, document_ids, body], sort_keys=True)
+    material = json.dumps([kind.name, tenant_id, document_ids, [g.isoformat() for g in generations], body],
+                          sort_keys=True)
     digest = hashlib.sha256(material.encode()).hexdigest()
     return f"astute-{kind.name}-{digest[:64]}"
 
@@ -116,23 +130,24 @@ def load_chunk(conn: psycopg.Connection, key: ChunkKey) -> list[AstuteDocument]:
 
 
 def export_chunk(
-    conn: psycopg.Connection, client: XeroClient, key: ChunkKey, *, invoice_url: str | None = None
+    conn: psycopg.Connection, client: XeroClient, key: ChunkKey, *, invoice_url: str | None = None,
+    lease_ttl: dt.timedelta = leases.DOCUMENT_TTL,
 ) -> ChunkResult:
-    """`invoice_url`: the template of an invoice's Url in Xero (see `invoice_url_template`)."""
+    """`invoice_url`: the template of an invoice's Url in Xero (see `invoice_url_template`); `lease_ttl`: how long
+    a lease on a document outlives its holder's last heartbeat."""
     if sync_state.tenant_stopped(conn, key.run_id, key.tenant_id):
         return ChunkResult(0, 0, 0, 0, stopped=True)
     kind = key.document_kind
     waiting = conn.execute(load_sql("credit_notes_waiting"), key.params).rowcount if kind is CREDIT_NOTE else 0
     documents = {document.document_id: document for document in load_chunk(conn, key)}
-    locks = [row[0] for row in conn.execute(load_sql("chunk_lock_documents"), {"keys": kind.lock_keys(documents)})]
-    try:
-        exported, failed, reconciled, skipped, stopped, held = _export_locked(
-            conn, client, key, documents, [kind.lock_sign * lock for lock in locks],
-            invoice_url or invoice_url_template(),
-        )
-    finally:
-        conn.execute(load_sql("chunk_unlock_documents"), {"keys": locks})
-    return ChunkResult(exported, failed, reconciled, skipped, stopped, waiting, held)
+    holder = leases.new_holder()
+    lease_keys = kind.lease_keys(documents)
+    # Documents another live worker holds (another run's chunk) are left to it; a dead worker's leases expire.
+    taken = leases.acquire_waiting(conn, holder, lease_keys, lease_ttl)
+    with leases.Heartbeat(conn, holder, taken, lease_ttl):
+        result = _export_held(conn, client, key, documents, sorted(lease_keys[k] for k in taken), holder,
+                              invoice_url or invoice_url_template())
+    return replace(result, waiting=waiting)
 
 
 def invoice_url_template() -> str:
@@ -179,57 +194,56 @@ def _payloads(
     return built, refused
 
 
-def _export_locked(
+def _export_held(
     conn: psycopg.Connection,
     client: XeroClient,
     key: ChunkKey,
     documents: dict[int, AstuteDocument],
-    locked: list[int],
+    held: list[int],
+    holder: str,
     template: str,
-) -> tuple[int, int, int, int, bool, int]:
-    """The protocol, for the documents this worker holds; the others are another live worker's.
-
-    Returns (exported, failed, reconciled, skipped, stopped, held).
-    """
+) -> ChunkResult:
+    """The protocol, for the documents this worker holds leases on; the others are another live worker's."""
     kind = key.document_kind
     prior = {
         i: PriorAttempt(status, first_claimed_at, last_sent_at, url)
         for i, status, first_claimed_at, last_sent_at, url in conn.execute(load_sql("chunk_export_state"), key.params)
     }
-    wanted = [i for i in locked if i in prior and prior[i].status in (None, "failed", "reset", "sending")]
-    _wait_for_earlier_calls(key, client, {i: prior[i] for i in wanted})
+    wanted = [i for i in held if i in prior and prior[i].status in (None, "failed", "reset", "sending")]
+    _wait_for_earlier_calls(conn, client, key, wanted)
 
     payloads, refused = _payloads(kind, [documents[i] for i in wanted], prior, template)
     if refused:
         _hold(conn, key, refused)
     with conn.transaction():
-        claimed = {
-            row[0]
-            for row in conn.execute(
+        claimed = dict(
+            conn.execute(
                 kind.sql("chunk_claim"),
                 {**key.params, "document_ids": sorted(payloads),
                  "source_urls": [getattr(payloads[i], "url", None) for i in sorted(payloads)]},
-            )
-        }
+            ).fetchall()
+        )
     # Exported meanwhile, or in flight in another run: never sent from here.
     skipped = len(documents) - len(claimed) - len(refused)
+    result = ChunkResult(0, 0, 0, skipped, held=len(refused))
 
     attempted = [(documents[i], prior[i]) for i in sorted(claimed) if prior[i].attempted]
     try:
         verdicts = _reconcile(conn, client, key, attempted)
     except XeroCallError as error:  # a look-up failed: nothing was sent in this attempt
         if _release(conn, key, error, sorted(claimed), prior):
-            return 0, 0, 0, skipped, True, len(refused)
+            return replace(result, stopped=True)
         raise
     reconciled = {i for i, verdict in verdicts.items() if verdict.xero_id}
     blocked = {i: verdict.conflict for i, verdict in verdicts.items() if verdict.conflict}
     if blocked:
         with conn.transaction():
             _record_outcomes(conn, kind, [(i, "failed", None, reason) for i, reason in blocked.items()])
+    result = replace(result, failed=len(blocked), reconciled=len(reconciled))
     to_send = [documents[i] for i in sorted(claimed) if i not in reconciled and i not in blocked]
     if not to_send:
         _finish(conn, key)
-        return 0, len(blocked), len(reconciled), skipped, False, len(refused)
+        return result
 
     elements = [payloads[document.document_id] for document in to_send]
     body = serialize({"Elements": elements})
@@ -238,10 +252,22 @@ def _export_locked(
         # The planner's estimate is an upper bound, so this means a bug, not bad data: stop loudly.
         raise RuntimeError(f"chunk {key.label} is {body_bytes} bytes, over Xero's limit; the planner must split it")
     send_ids = [d.document_id for d in to_send]
-    request_key = idempotency_key(kind, key.tenant_id, send_ids, body)
-    conn.execute(kind.sql("chunk_mark_sent"), {"document_ids": send_ids})
+    request_key = idempotency_key(kind, key.tenant_id, send_ids, body, [claimed[i] for i in send_ids])
+
+    def stamp_leaving() -> None:
+        """Called by the client right before it writes the request (each attempt): the late-commit window starts
+        now, and only while this worker still holds every document's lease."""
+        stamped = conn.execute(
+            kind.sql("chunk_mark_sent"),
+            {"document_ids": send_ids, "lease_keys": list(kind.lease_keys(send_ids)), "holder": holder},
+        ).rowcount
+        if stamped != len(send_ids):
+            raise ChunkMustWait(f"{key.label}: this worker no longer holds its leases on these {kind.plural} (it "
+                                "stalled past their time-to-live, and another worker may have taken them over); "
+                                "nothing was sent, the retry finds out what became of them")
+
     try:
-        answered, call = client.create_documents(kind, key.tenant_id, elements, request_key)
+        answered, call = client.create_documents(kind, key.tenant_id, elements, request_key, on_send=stamp_leaving)
     except XeroCallError as error:
         if error.refused:
             # Refused as a whole for what it says (a 4xx): Xero created nothing; each document carries the reason.
@@ -249,10 +275,10 @@ def _export_locked(
                 sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(to_send))
                 _record_outcomes(conn, kind, [(i, "failed", None, str(error)) for i in send_ids])
                 _finish(conn, key)
-            return 0, len(blocked) + len(to_send), len(reconciled), skipped, False, len(refused)
+            return replace(result, failed=result.failed + len(to_send))
         if error.outcome_known:  # Xero certainly did nothing (403, a daily or minute limit, 401, 404)
             if _release(conn, key, error, send_ids, prior):
-                return 0, len(blocked), len(reconciled), skipped, True, len(refused)
+                return replace(result, stopped=True)
             raise XeroCallError(f"{key.label}: {error}; nothing was created, the retry sends them", error.call,
                                 outcome_known=True) from None
         with conn.transaction():
@@ -262,34 +288,44 @@ def _export_locked(
             "they stay 'sending' and the retry reconciles with Xero before sending anything."
         ) from None
 
+    # What Xero answered, with the call's api_log row, in one transaction: nothing Xero created is left 'sending'.
     outcomes = _outcomes(to_send, answered)
     with conn.transaction():
         sync_state.record_api_call(conn, key.run_id, call, chunk_no=key.chunk_no, item_count=len(to_send), outcome=outcomes)
-    outcomes = _explain_duplicate_numbers(conn, client, key, to_send, prior, outcomes)
-    with conn.transaction():
         _record_outcomes(conn, kind, [(o["document_id"], o["status"], o.get("xero_id"), o.get("error")) for o in outcomes])
-        _finish(conn, key)
+    outcomes = _explain_duplicate_numbers(conn, client, key, to_send, prior, outcomes)
+    _finish(conn, key)
     exported = sum(1 for o in outcomes if o["status"] == "exported")
     adopted = sum(1 for o in outcomes if o.get("reconciled"))
-    return (exported - adopted, len(outcomes) - exported + len(blocked), len(reconciled) + adopted, skipped, False,
-            len(refused))
+    return replace(result, exported=exported - adopted, failed=result.failed + len(outcomes) - exported,
+                   reconciled=result.reconciled + adopted)
 
 
-def _wait_for_earlier_calls(key: ChunkKey, client: XeroClient, prior: dict[int, PriorAttempt]) -> None:
+def _wait_for_earlier_calls(conn: psycopg.Connection, client: XeroClient, key: ChunkKey, document_ids: list[int]) -> None:
     """An earlier call that carried these documents may still be committing at Xero: our client gave up
     on its answer (a timeout, a dropped connection, a gateway's 5xx) or its worker died mid-call. Looking
     now could miss what it is about to create, and sending again would create it twice: wait until that
-    call can no longer land (our read timeout and a margin after it started; never longer).
+    call can no longer land (our read timeout and a margin after it left; never longer). Measured on the
+    database's clock, which stamped when it left: the worker's clock may differ.
     """
-    now = dt.datetime.now(dt.timezone.utc)
-    window = client.late_commit_window
-    pending = [p.last_sent_at + window for p in prior.values() if p.status == "sending" and p.last_sent_at]
-    latest = max((moment for moment in pending if moment > now), default=None)
-    if latest is not None:
-        log.info("%s: an earlier call carrying some of these %s started at %s UTC and may still land at Xero; "
-                 "waiting %.0f s before looking for them", key.label, key.document_kind.plural,
-                 f"{latest - window:%H:%M:%S}", (latest - now).total_seconds())
-        time.sleep((latest - now).total_seconds())
+    if not document_ids:
+        return
+    (seconds,) = conn.execute(
+        key.document_kind.sql("chunk_late_commit_wait"),
+        {"document_ids": document_ids, "window": client.late_commit_window},
+    ).fetchone()
+    if not seconds or seconds <= 0:
+        return
+    left = client.time_left()
+    if left is not None and seconds > left:
+        raise ChunkMustWait(
+            f"{key.label}: an earlier call carrying some of these {key.document_kind.plural} may still land at Xero "
+            f"for another {seconds:.0f} s, longer than this attempt has left ({left:.0f} s); nothing was sent, the "
+            "retry waits for it and then looks for them in Xero"
+        )
+    log.info("%s: an earlier call carrying some of these %s may still land at Xero; waiting %.0f s before looking "
+             "for them", key.label, key.document_kind.plural, seconds)
+    time.sleep(seconds)
 
 
 def _outcomes(sent: list[AstuteDocument], answered: list[Invoice | CreditNote]) -> list[dict[str, Any]]:
@@ -317,14 +353,26 @@ def _explain_duplicate_numbers(
     prior: dict[int, PriorAttempt],
     outcomes: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Xero refused some numbers as taken: look them up. Our own copy (an earlier call that landed
-    unseen) is adopted; anything else is named in the failure, so finance knows what Xero holds."""
+    """Xero refused some numbers as taken (recorded as failed with Xero's words): look them up. Our own copy (an
+    earlier call that landed unseen) is adopted; anything else is named in the failure, so finance knows what
+    Xero holds. If the look-up fails, they stay failed with Xero's words, and the next run looks again."""
     by_id = {d.document_id: d for d in sent}
     taken = [(by_id[o["document_id"]], prior[o["document_id"]]) for o in outcomes if o.get("duplicate_number")]
     if not taken:
         return outcomes
-    verdicts = _reconcile(conn, client, key, taken)
+    try:
+        verdicts = _reconcile(conn, client, key, taken)
+    except XeroCallError as error:
+        with conn.transaction():
+            sync_state.record_api_call(conn, key.run_id, error.call, chunk_no=key.chunk_no, item_count=len(taken))
+        reason = error.organisation_stop_reason()
+        if reason:
+            sync_state.stop_tenant(conn, key.run_id, key.tenant_id, reason)
+        log.warning("%s: could not look up the %d number(s) Xero said were taken (%s); they stay failed with Xero's "
+                    "reason and the next run looks again", key.label, len(taken), error)
+        return outcomes
     explained = []
+    conflicts = []
     for outcome in outcomes:
         verdict = verdicts.get(outcome["document_id"])
         if verdict and verdict.xero_id:
@@ -332,7 +380,10 @@ def _explain_duplicate_numbers(
                        "reconciled": True}
         elif verdict and verdict.conflict:
             outcome = {**outcome, "error": f"{verdict.conflict} ({outcome['error']})"}
+            conflicts.append((outcome["document_id"], "failed", None, outcome["error"]))
         explained.append(outcome)
+    with conn.transaction():
+        _record_outcomes(conn, key.document_kind, conflicts)
     return explained
 
 

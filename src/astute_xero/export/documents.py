@@ -2,7 +2,7 @@
 
 Everything a run does (select, validate, link contacts, chunk, export, write back)
 is the same for both; what differs is named here once: the export flag table
-each kind keeps in xero_sync, its advisory-lock key space and its words.
+each kind keeps in xero_sync, its lease keys and its words.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ class DocumentKind:
     export_table: str  # the kind's own export flag, in xero_sync
     id_column: str
     xero_id_column: str
-    lock_sign: int  # invoices lock on their id, credit notes on minus theirs: one bigint key space
 
     def describe(self, document_id: int, number: str | None) -> str:
         return f"{self.label} {number}" if number else f"{self.label} id {document_id} (no number)"
@@ -36,12 +35,16 @@ class DocumentKind:
             xero_id_column=sql.Identifier(self.xero_id_column),
         )
 
-    def lock_keys(self, document_ids: Iterable[int]) -> list[int]:
-        return [self.lock_sign * document_id for document_id in document_ids]
+    def lease_key(self, document_id: int) -> str:
+        """The lease a worker holds on the document while it sends it (see astute_xero.leases)."""
+        return f"{self.name}:{document_id}"
+
+    def lease_keys(self, document_ids: Iterable[int]) -> dict[str, int]:
+        return {self.lease_key(document_id): document_id for document_id in document_ids}
 
 
-INVOICE = DocumentKind("invoice", "Invoice", "invoices", "invoice_export", "invoice_id", "xero_invoice_id", 1)
+INVOICE = DocumentKind("invoice", "Invoice", "invoices", "invoice_export", "invoice_id", "xero_invoice_id")
 CREDIT_NOTE = DocumentKind(
-    "credit_note", "Credit note", "credit notes", "credit_note_export", "credit_note_id", "xero_credit_note_id", -1
+    "credit_note", "Credit note", "credit notes", "credit_note_export", "credit_note_id", "xero_credit_note_id"
 )
 KINDS = {kind.name: kind for kind in (INVOICE, CREDIT_NOTE)}

@@ -118,6 +118,8 @@ def reset_for_export(
                     result.reset.append(label)
             if to_reset:
                 reset_ids, tenants = (list(column) for column in zip(*to_reset))
+                if kind is CREDIT_NOTE:
+                    conn.execute(load_sql("reset_forget_allocation"), {"document_ids": reset_ids})
                 conn.execute(kind.sql("reset_apply"), {"document_ids": reset_ids, "tenant_ids": tenants})
                 conn.execute(load_sql("drift_resolve_reset"), {"kind": kind.name, "document_ids": reset_ids})
             found = {row[0] for row in rows}

@@ -11,7 +11,7 @@ import psycopg
 
 from astute_xero.sql import migration_files
 
-# "XEROSYNC" in ASCII, negated: invoices are locked by their (positive) ids in the same key space.
+# "XEROSYNC" in ASCII, negated: a transaction-scoped advisory lock, released with the transaction.
 _MIGRATION_LOCK_KEY = -int.from_bytes(b"XEROSYNC", "big")
 
 

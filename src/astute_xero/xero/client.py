@@ -160,8 +160,11 @@ class XeroClient:
         """`read_only`: refuse every call but a GET before it is sent (a preview's client)."""
         self.read_only = read_only
         self.read_timeout_s = read_timeout_s  # an int: the SDK ignores a float timeout
-        # A call our client gave up on may still be committed by Xero: until this long after it started.
+        # The longest one exchange can take before our client gives up on it (connect, then read).
+        self.call_bound = dt.timedelta(seconds=CONNECT_TIMEOUT_S + read_timeout_s)
+        # A call our client gave up on may still be committed by Xero: until this long after it left.
         self.late_commit_window = dt.timedelta(seconds=read_timeout_s + late_commit_margin_s)
+        self._finish_by: float | None = None  # time.monotonic() by which every call must be over (finish_within)
         self._settings = settings
         self._tokens = tokens
         self._pacer = pacer
@@ -183,6 +186,16 @@ class XeroClient:
 
     def close(self) -> None:
         self._pacer.close()
+
+    def finish_within(self, seconds: float) -> None:
+        """Every call must be over within `seconds` from now (the task's execution_timeout, less a margin): a call
+        that could not finish by then (its waits for a slot and the budget, then its own timeouts) is not sent,
+        so Airflow's timeout never kills a worker in the middle of a call it made."""
+        self._finish_by = time.monotonic() + seconds
+
+    def time_left(self) -> float | None:
+        """Seconds left before `finish_within`'s limit (None: no limit)."""
+        return None if self._finish_by is None else self._finish_by - time.monotonic()
 
     # --- tokens -------------------------------------------------------------------------
     def _sdk_token(self) -> dict[str, Any]:
@@ -229,15 +242,17 @@ class XeroClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def create_documents(
-        self, kind: DocumentKind, tenant_id: str, elements: Sequence[Invoice | CreditNote], idempotency_key: str
+        self, kind: DocumentKind, tenant_id: str, elements: Sequence[Invoice | CreditNote], idempotency_key: str,
+        *, on_send: Callable[[], None] | None = None,
     ) -> tuple[list[Invoice | CreditNote], ApiCall]:
-        """PUT /Invoices or /CreditNotes: create only, every element answered (summarizeErrors=false)."""
+        """PUT /Invoices or /CreditNotes: create only, every element answered (summarizeErrors=false). `on_send` is
+        called right before each attempt's request is written (after every wait): when the call really leaves."""
         options = {"summarize_errors": False, "unitdp": 4, "idempotency_key": idempotency_key}
         if kind is INVOICE:
             result, call = self._invoke(
                 "PUT", "Invoices", tenant_id,
                 lambda **kw: self._accounting.create_invoices(tenant_id, Invoices(invoices=list(elements)), **options, **kw),
-                idempotency_key=idempotency_key,
+                idempotency_key=idempotency_key, on_send=on_send,
             )
             return list(result.invoices or []), call
         result, call = self._invoke(
@@ -245,7 +260,7 @@ class XeroClient:
             lambda **kw: self._accounting.create_credit_notes(
                 tenant_id, CreditNotes(credit_notes=list(elements)), **options, **kw
             ),
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key, on_send=on_send,
         )
         return list(result.credit_notes or []), call
 
@@ -448,6 +463,7 @@ class XeroClient:
         send: Callable[..., tuple[T, int, Any]],
         *,
         idempotency_key: str | None = None,
+        on_send: Callable[[], None] | None = None,
     ) -> tuple[T, ApiCall]:
         """Send within the organisation's budget, retrying only what is safe: a minute-limit 429 (every
         worker then waits out Retry-After), a 401 (after a refresh) and a read answered 5xx. None of these
@@ -460,14 +476,18 @@ class XeroClient:
 
         A bounded wait for the slot or the budget that runs out is a failed call Xero never saw (outcome
         known, with its api_log row): each step treats it like any other failure that is not the
-        organisation's own, so the other organisations go on and Airflow retries.
+        organisation's own, so the other organisations go on and Airflow retries. The waits are bounded
+        by `finish_within` too: a call leaves only if it can be over by then.
         """
         if self.read_only and method != "GET":
             raise ReadOnlyRefused(f"this client only reads Xero (a preview): {method} {endpoint} refused for {tenant_id}")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._ensure_fresh_token()  # outside the slot: a slow token endpoint holds none
             try:
-                with self._pacer.call(tenant_id):  # may wait (bounded) for a slot and for the budget
+                # May wait (bounded) for a slot and for the budget; the slot is this call's until it is over.
+                with self._pacer.call(tenant_id, hold_for=self.call_bound, max_wait=self._wait_allowed()):
+                    if on_send is not None:
+                        on_send()
                     data, call, error = self._exchange(method, endpoint, tenant_id, send, idempotency_key)
             except PacingTimeout as timeout:
                 call = ApiCall(method, endpoint, tenant_id, dt.datetime.now(dt.timezone.utc),
@@ -492,6 +512,13 @@ class XeroClient:
             elif wait:
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait_allowed(self) -> dt.timedelta | None:
+        """How long a call may wait for its slot and budget and still be over by `finish_within`'s limit."""
+        left = self.time_left()
+        if left is None:
+            return None
+        return dt.timedelta(seconds=max(0.0, left - self.call_bound.total_seconds()))
 
     def _exchange(
         self, method: str, endpoint: str, tenant_id: str, send: Callable[..., tuple[T, int, Any]], idempotency_key: str | None

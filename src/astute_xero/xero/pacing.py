@@ -4,7 +4,8 @@ Per organisation Xero allows 5 calls in progress at once, 60 a minute and 5,000 
 Starter tier); per app, 10,000 a minute across every organisation. The limits come from the
 xero_default connection (`XeroLimits.from_config`: Xero's published figures by default, with
 per-organisation overrides). Before each request a worker takes one of the organisation's concurrency
-slots (a session advisory lock: released with the connection if the worker dies), then a call from
+slots (a lease, astute_xero.leases: renewed while it waits, held for at most the call's own bound after
+that, so a slot whose holder died comes back within that bound, whatever its connection does), then a call from
 its minute, its day and the app's minute (locked rows in xero_sync.rate_budget). After each answer
 the counts are corrected from what Xero says is left (`X-MinLimit-Remaining`, `X-DayLimit-Remaining`,
 `X-AppMinLimit-Remaining`). A 429 blocks the budget for every worker until its Retry-After has
@@ -13,7 +14,8 @@ passed, and aligns our minute with Xero's.
 Organisations never wait for each other: each has its own slots and rows. No wait is unbounded: a
 worker that cannot get a slot within MAX_SLOT_WAIT, or a call from the minute budget within
 MAX_BUDGET_WAIT, raises PacingTimeout naming the organisation and what it waited for (nothing was
-sent, so a retry is safe). A spent day is not waited for: DayBudgetSpent says when it returns.
+sent, so a retry is safe). The caller may bound both waits tighter (`max_wait`: the time its task has left).
+A spent day is not waited for: DayBudgetSpent says when it returns.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from astute_xero import leases
 from astute_xero.sql import load_sql
 
 # Our minute and day are a little longer than Xero's: our window opens when a call is taken, Xero's when
@@ -43,6 +46,9 @@ MAX_BUDGET_WAIT = dt.timedelta(minutes=10)
 # A slot is held through its holder's own budget wait (up to MAX_BUDGET_WAIT) and its call (up to the
 # client's 10 s connect + 120 s read timeouts), so waiting for one may take about that long.
 MAX_SLOT_WAIT = dt.timedelta(minutes=15)
+# A slot is held through the call: its lease lasts the call's bound (connect and read timeouts) and this margin.
+SLOT_MARGIN = dt.timedelta(seconds=30)
+DEFAULT_CALL_BOUND = dt.timedelta(seconds=130)  # the client passes its own (connect + read timeouts)
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class Pacer:
         sleep: Callable[[float], None] = time.sleep,
         max_slot_wait: dt.timedelta = MAX_SLOT_WAIT,
         max_budget_wait: dt.timedelta = MAX_BUDGET_WAIT,
+        slot_margin: dt.timedelta = SLOT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._connect = connect
@@ -162,6 +169,7 @@ class Pacer:
         self._sleep = sleep
         self._max_slot_wait_s = max_slot_wait.total_seconds()
         self._max_budget_wait_s = max_budget_wait.total_seconds()
+        self._slot_margin = slot_margin
         self._clock = clock
         self.waited_s = 0.0
 
@@ -176,14 +184,22 @@ class Pacer:
             self._conn.close()
 
     @contextmanager
-    def call(self, tenant_id: str) -> Iterator[None]:
+    def call(
+        self, tenant_id: str, *, hold_for: dt.timedelta = DEFAULT_CALL_BOUND, max_wait: dt.timedelta | None = None
+    ) -> Iterator[None]:
+        """A slot and a budgeted call for one request that lasts at most `hold_for`, waiting at most `max_wait`
+        (besides the pacer's own bounds) for them."""
         self._check_day(tenant_id)  # a spent day is known before a slot is taken
-        slot = self._take_slot(tenant_id)
+        slot = _Slot(tenant_id, leases.new_holder(), hold_for + self._slot_margin)
+        started = self._clock()
+        limit = None if max_wait is None else max_wait.total_seconds()
+        self._take_slot(slot, limit)
         try:
-            self._take_budget(tenant_id)
+            self._take_budget(slot, None if limit is None else limit - (self._clock() - started))
+            self._keep_slot(slot)  # its time-to-live counts from the request, not from the wait before it
             yield
         finally:
-            self._db.execute(load_sql("rate_slot_release"), {"tenant_id": tenant_id, "slot": slot})
+            leases.release(self._db, slot.holder, [slot.key])
 
     def block(self, tenant_id: str, seconds: float) -> None:
         """Xero said 'minute limit' with a Retry-After: no worker calls this organisation for `seconds`, and our
@@ -248,29 +264,43 @@ class Pacer:
         if budget.remaining <= 0:
             raise DayBudgetSpent(_day_spent_message(budget), budget.returns_at)
 
-    def _take_slot(self, tenant_id: str) -> int:
-        concurrent = self.limits.of(tenant_id).concurrent
+    def _take_slot(self, slot: _Slot, limit: float | None) -> None:
+        concurrent = self.limits.of(slot.tenant_id).concurrent
+        bound = self._max_slot_wait_s if limit is None else min(self._max_slot_wait_s, max(0.0, limit))
         started = self._clock()
         while True:
-            for slot in range(concurrent):
-                (taken,) = self._db.execute(load_sql("rate_slot_try"), {"tenant_id": tenant_id, "slot": slot}).fetchone()
-                if taken:
-                    return slot
+            for number in range(concurrent):
+                key = f"slot:{slot.tenant_id}:{number}"
+                if leases.acquire(self._db, slot.holder, [key], slot.ttl):
+                    slot.key = key
+                    return
             waited = self._clock() - started
-            if waited >= self._max_slot_wait_s:
+            if waited >= bound:
                 raise PacingTimeout(
-                    f"waited {waited:.1f} s for one of Xero organisation {tenant_id}'s call slots "
+                    f"waited {waited:.1f} s for one of Xero organisation {slot.tenant_id}'s call slots "
                     f"({_calls(concurrent)} in progress at once allowed; every slot held by another worker) "
-                    "and gave up: the bound is "
-                    f"{self._max_slot_wait_s:g} s. Nothing was sent. A worker may be stuck in a call; its slot is "
-                    "freed when its database connection closes."
+                    f"and gave up: the bound is {bound:g} s"
+                    + ("" if bound == self._max_slot_wait_s else ", the time this task has left for a call")
+                    + ". Nothing was sent. A worker may be stuck in a call; a slot whose worker died comes back "
+                    "within the call's own time bound."
                 )
-            self._wait(min(SLOT_POLL_S, self._max_slot_wait_s - waited))
+            self._wait(min(SLOT_POLL_S, bound - waited))
 
-    def _take_budget(self, tenant_id: str) -> None:
+    def _keep_slot(self, slot: _Slot) -> None:
+        """Renew the slot's lease while its holder waits for the budget (or is about to call)."""
+        if not leases.renew(self._db, slot.holder, [slot.key], slot.ttl):
+            raise PacingTimeout(
+                f"lost Xero organisation {slot.tenant_id}'s call slot while waiting for its budget (this worker "
+                "stalled past the slot's time-to-live). Nothing was sent."
+            )
+
+    def _take_budget(self, slot: _Slot, limit: float | None) -> None:
+        tenant_id = slot.tenant_id
         limits = self.limits.of(tenant_id)
+        bound = self._max_budget_wait_s if limit is None else min(self._max_budget_wait_s, max(0.0, limit))
         started = self._clock()
         while True:
+            self._keep_slot(slot)
             with self._db.transaction():
                 budget = self._lock(tenant_id)
                 now = budget["now"]
@@ -289,21 +319,23 @@ class Pacer:
                         return
                 wait = max(wait, app_wait)
             waited = self._clock() - started
-            if blocked and waited + wait > self._max_budget_wait_s:
+            bounded_by = f"the bound of {bound:g} s on waiting for its budget" + (
+                "" if bound == self._max_budget_wait_s else " (the time this task has left for a call)")
+            if blocked and waited + wait > bound:
                 # A block only ever grows: the wait cannot end within the bound, so say so now.
                 raise PacingTimeout(
                     f"Xero organisation {tenant_id} is blocked by its minute limit (a 429's Retry-After) for another "
-                    f"{wait:.0f} s, until {budget['blocked_until']:%Y-%m-%d %H:%M:%S %Z}: longer than the bound of "
-                    f"{self._max_budget_wait_s:g} s on waiting for its budget. Nothing was sent."
+                    f"{wait:.0f} s, until {budget['blocked_until']:%Y-%m-%d %H:%M:%S %Z}: longer than {bounded_by}. "
+                    "Nothing was sent."
                 )
-            if waited >= self._max_budget_wait_s:
+            if waited + wait > bound:
                 raise PacingTimeout(
-                    f"waited {waited:.1f} s for a call from Xero organisation {tenant_id}'s minute budget "
-                    f"({_calls(limits.per_minute)} per {limits.minute_s:g} s, shared by every worker"
-                    f"{'; the app-wide minute was full' if app_wait else ''}) "
-                    f"and gave up: the bound is {self._max_budget_wait_s:g} s. Nothing was sent."
+                    f"a call from Xero organisation {tenant_id}'s minute budget ({_calls(limits.per_minute)} per "
+                    f"{limits.minute_s:g} s, shared by every worker{'; the app-wide minute was full' if app_wait else ''})"
+                    f" would come in {wait:.1f} s, after {waited:.1f} s of waiting: longer than {bounded_by}. "
+                    "Nothing was sent."
                 )
-            self._wait(min(max(wait, SLOT_POLL_S), self._max_budget_wait_s - waited))
+            self._wait(min(max(wait, SLOT_POLL_S), bound - waited))
 
     @staticmethod
     def _minute_wait(budget: dict[str, Any], per_minute: int, window: dt.timedelta) -> tuple[float, bool]:
@@ -343,6 +375,16 @@ class Pacer:
     def _wait(self, seconds: float) -> None:
         self.waited_s += seconds
         self._sleep(seconds)
+
+
+@dataclass
+class _Slot:
+    """One of an organisation's call slots, as one call holds it (its lease key once taken)."""
+
+    tenant_id: str
+    holder: str
+    ttl: dt.timedelta
+    key: str = ""
 
 
 def _day_budget(tenant_id: str, limits: OrganisationLimits, day_started_at: dt.datetime | None, day_calls: int,

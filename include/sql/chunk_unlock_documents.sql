@@ -1,1 +1,0 @@
-SELECT pg_advisory_unlock(key) FROM unnest(%(keys)s::bigint[]) AS key;

@@ -1,0 +1,1 @@
+DELETE FROM xero_sync.lease WHERE lease_key = ANY (%(keys)s::text[]) AND holder = %(holder)s;

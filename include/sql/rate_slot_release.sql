@@ -1,1 +1,0 @@
-SELECT pg_advisory_unlock(hashtext(%(tenant_id)s), %(slot)s);
