@@ -31,6 +31,7 @@ class Pipeline:
     entity: int
 
     run_id: int = 0
+    app: XeroApp | None = None
 
     def select(self) -> int:
         """A new run, up to its work list."""
@@ -70,8 +71,10 @@ class Pipeline:
         return sum(1 for r in self.xero.backend.requests if r.method == "PUT" and r.path.endswith("/Invoices"))
 
 
-def sandbox_client(xero, app: XeroApp, database_url: str, **pacer_options) -> XeroClient:
-    """A XeroClient as the hook builds one, reaching the sandbox over HTTP, its state in this test's database."""
+def sandbox_client(xero, app: XeroApp, database_url: str, *, client_options: dict | None = None,
+                   **pacer_options) -> XeroClient:
+    """A XeroClient as the hook builds one, reaching the sandbox over HTTP, its state in this test's database
+    (`client_options`: XeroClient's, e.g. its timeouts, instead of the sandbox's defaults)."""
     settings = XeroConnectionSettings("xero_default", app.client_id, app.client_secret, app.refresh_token,
                                       api_url=xero.url, identity_url=xero.url)
 
@@ -79,16 +82,17 @@ def sandbox_client(xero, app: XeroApp, database_url: str, **pacer_options) -> Xe
         return psycopg.connect(database_url, autocommit=True)
 
     return XeroClient(settings, TokenStore(connect, settings, obtain_with_sdk), Pacer(connect, **pacer_options),
-                      **SANDBOX_TIMEOUTS)
+                      **{**SANDBOX_TIMEOUTS, **(client_options or {})})
 
 
 @pytest.fixture
 def pipeline(db: psycopg.Connection, xero, database_url: str) -> Iterator[Pipeline]:
     apply_migrations(db)
     xero.backend.add_tenant("Org", tenant_id=TENANT)
-    client = sandbox_client(xero, authorise_app(xero.backend, [TENANT]), database_url)
+    app = authorise_app(xero.backend, [TENANT])
+    client = sandbox_client(xero, app, database_url)
     data = AstuteData(db)
     data.regions()
     entity = data.entity("Entity", tenant_id=TENANT, go_live=dt.date(2026, 1, 1))
-    yield Pipeline(db, data, xero, client, entity)
+    yield Pipeline(db, data, xero, client, entity, app=app)
     client.close()

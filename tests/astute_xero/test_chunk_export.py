@@ -230,3 +230,146 @@ def test_an_organisation_that_refuses_access_is_stopped_with_a_reason_and_nothin
     (key,) = pipeline.plan()
     export_chunk(pipeline.db, pipeline.client, key)
     assert_exactly_once(pipeline, ids)
+
+
+# --- exactly once against the clock (issue 19) ------------------------------------------------------
+
+
+def slow_client(pipeline, database_url, **client_options):
+    """A client of the same app with Xero's timing shrunk: it gives up on an answer after 2 s and counts on a
+    late commit landing within 2 s after that."""
+    from tests.astute_xero.conftest import sandbox_client
+
+    return sandbox_client(pipeline.xero, pipeline.app, database_url,
+                          client_options={"read_timeout_s": 2, "late_commit_margin_s": 2, **client_options})
+
+
+def fill_the_minute(pipeline, seconds_left: int) -> None:
+    """Every call of the organisation's current minute is used; the next comes in about `seconds_left` s."""
+    pipeline.db.execute(
+        "UPDATE xero_sync.rate_budget SET calls = 60, window_started_at = now() - make_interval(secs => 61 - %s) "
+        "WHERE tenant_id = %s", (seconds_left, TENANT))
+
+
+def test_the_late_commit_window_starts_when_the_request_leaves_not_before_the_wait_for_the_budget(
+        pipeline, database_url):
+    """A PUT that waited 5 s for its minute, then timed out while Xero committed it late: the next attempt over
+    the same documents (a backfill beside the daily run) must wait for that commit from the moment the request
+    left, find the invoices and adopt them, not send them again."""
+    ids = invoices(pipeline, numbered=0, unnumbered=3)
+    (key,) = pipeline.plan()
+    client = slow_client(pipeline, database_url)
+    fill_the_minute(pipeline, seconds_left=5)
+    pipeline.xero.backend.faults.commit_late_next(3.0)  # Xero acts 3 s after the request arrives; we wait 2
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, client, key)
+    assert in_xero(pipeline) == [], "not committed yet when the client gave up"
+    ids += invoices(pipeline, numbered=0, unnumbered=1)  # a new run: its chunk holds one invoice more
+    (again,) = pipeline.plan()
+    result = export_chunk(pipeline.db, client, again)
+    client.close()
+    assert (result.reconciled, result.exported) == (3, 1)
+    assert_exactly_once(pipeline, ids)
+
+
+def test_the_late_commit_wait_is_measured_on_the_databases_clock_not_the_workers(pipeline, database_url):
+    """The database that stamps when a call left runs 10 minutes behind the worker: the worker must not think the
+    window long past and look before Xero's late commit has landed."""
+    ids = invoices(pipeline, numbered=0, unnumbered=2)
+    (key,) = pipeline.plan()
+    # The database's clock, as every statement of this connection sees it, 10 minutes behind the worker's.
+    pipeline.db.execute("CREATE SCHEMA skewed_clock")
+    pipeline.db.execute("CREATE FUNCTION skewed_clock.now() RETURNS timestamptz LANGUAGE sql STABLE "
+                        "AS $$ SELECT pg_catalog.now() - interval '10 minutes' $$")
+    pipeline.db.execute("SET search_path = skewed_clock, pg_catalog, public")
+    client = slow_client(pipeline, database_url)
+    pipeline.xero.backend.faults.commit_late_next(3.0)
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, client, key)
+    ids += invoices(pipeline, numbered=0, unnumbered=1)
+    (again,) = pipeline.plan()
+    result = export_chunk(pipeline.db, client, again)
+    client.close()
+    assert (result.reconciled, result.exported) == (2, 1)
+    assert_exactly_once(pipeline, ids)
+
+
+def test_outcomes_are_recorded_with_their_call_even_when_the_look_up_after_it_fails(pipeline):
+    """A chunk partly refused for a taken number, and the organisation disconnects the app right after: what Xero
+    created is recorded as exported with the call's api_log row, never left 'sending'."""
+    ids = invoices(pipeline, numbered=4, unnumbered=0)
+    (key,) = pipeline.plan()
+    contact = pipeline.xero.backend.contacts(TENANT)[0]["ContactID"]
+    pipeline.xero.backend.seed_invoice(TENANT, contact, "N-2")  # keyed in by hand: its number is taken
+    pipeline.xero.backend.faults.fail_next(1, status=403, path_prefix="/api.xro/2.0/Invoices", method="GET")
+    result = export_chunk(pipeline.db, pipeline.client, key)
+    status = pipeline.status()
+    taken = ids[2]
+    assert {i: s for i, s in status.items() if i != taken} == {i: "exported" for i in ids if i != taken}
+    assert status[taken] == "failed"
+    (error,) = pipeline.db.execute("SELECT last_error FROM xero_sync.invoice_export WHERE invoice_id = %s",
+                                   (taken,)).fetchone()
+    assert "must be unique" in error
+    assert (result.exported, result.failed) == (3, 1)
+    (detail,) = pipeline.db.execute("SELECT detail FROM xero_sync.run_entity").fetchone()
+    assert "no longer connected" in detail, "the organisation is stopped for the run, with the reason"
+    (logged,) = pipeline.db.execute(
+        "SELECT count(*) FROM xero_sync.api_log WHERE method = 'PUT' AND endpoint = 'Invoices' AND outcome IS NOT NULL"
+    ).fetchone()
+    assert logged == 1
+
+
+def _worker_host() -> None:
+    """A worker on another host, in a process of its own: exports the chunk described in WORKER_CHUNK."""
+    import json
+    import os
+
+    import psycopg
+
+    from astute_xero.export.chunk_export import ChunkKey
+    from devtools.xero_setup import XeroApp
+    from tests.astute_xero.conftest import sandbox_client
+
+    job = json.loads(os.environ["WORKER_CHUNK"])
+    sandbox = type("Sandbox", (), {"url": job["sandbox_url"]})()
+    client = sandbox_client(sandbox, XeroApp(**job["app"]), job["database_url"],
+                            client_options={"read_timeout_s": 2, "late_commit_margin_s": 2})
+    with psycopg.connect(job["database_url"], autocommit=True) as conn:
+        export_chunk(conn, client, ChunkKey(**job["key"]), lease_ttl=dt.timedelta(seconds=job["lease_ttl_s"]))
+
+
+def test_a_chunk_whose_worker_host_died_mid_call_is_taken_over_once_its_leases_expire(pipeline, database_url):
+    """The worker's host dies while its PUT is at Xero: no heartbeat and no FIN, its database connections stay
+    open (until TCP keepalive, hours). Its leases expire; the retry takes the documents over, waits out the
+    call's late-commit window, finds what Xero created and adopts it: none skipped, none sent twice."""
+    import dataclasses
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ids = invoices(pipeline, numbered=2, unnumbered=1)
+    (key,) = pipeline.plan()
+    pipeline.xero.backend.faults.hang_after_commit_next(60)  # Xero acts; its answer is on the way when the host dies
+    job = {"sandbox_url": pipeline.xero.url, "database_url": database_url, "key": dataclasses.asdict(key),
+           "lease_ttl_s": 2, "app": dataclasses.asdict(pipeline.app)}
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from tests.astute_xero.test_chunk_export import _worker_host; _worker_host()"],
+        env={**os.environ, "WORKER_CHUNK": json.dumps(job)})
+    try:
+        deadline = time.monotonic() + 60
+        while len(in_xero(pipeline)) < len(ids):  # the PUT has reached Xero, which created them
+            assert worker.poll() is None and time.monotonic() < deadline, "the worker never sent its PUT"
+            time.sleep(0.05)
+        os.kill(worker.pid, signal.SIGSTOP)  # the host is gone
+        assert set(pipeline.status().values()) == {"sending"}
+        client = slow_client(pipeline, database_url)
+        result = export_chunk(pipeline.db, client, key, lease_ttl=dt.timedelta(seconds=2))
+        client.close()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert (result.reconciled, result.exported, result.skipped) == (3, 0, 0)
+    assert_exactly_once(pipeline, ids)
