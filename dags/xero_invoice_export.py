@@ -46,21 +46,15 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero.export import tasks
-from astute_xero.dag_policy import (DATABASE_STEP_TIMEOUT, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
+from astute_xero.dag_policy import (CHUNK_TIMEOUT, DATABASE_STEP_TIMEOUT, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
                                     START_DATE, export_deadline)
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
            "max_retry_delay": dt.timedelta(minutes=10)}
 
-# execution_timeout per task, from what it does (the SQL-only steps: dag_policy). A timed-out task is
+# execution_timeout per task, from what it does (the SQL-only steps and the chunks: dag_policy). A timed-out task is
 # retried like any failure, and every step is safe to repeat.
 #
-# A chunk export is one PUT and the reads before it. Normally seconds. At worst: waiting out the window
-# in which Xero may still commit an earlier attempt's call (read timeout 120 s + 60 s) before
-# reconciling, the reconciling reads and the PUT (each bounded by 10 s connect + 120 s read; reads
-# retried on 5xx for about 15 s), and the pacing (a slot behind at most four calls in flight, the
-# minute budget, a minute-limit block of at most 65 s): under 10 minutes. 15 minutes means hung.
-CHUNK_TIMEOUT = dt.timedelta(minutes=15)
 # Validation reads each organisation's chart (5 GETs: accounts, tax rates, currencies, tracking) and
 # validates every selected document with Great Expectations in batches of 20,000 (the bench: 220,000 documents in 10 s). A large backlog over several
 # organisations, with Xero slow on the chart reads, stays within minutes; 1 hour leaves a wide margin.

@@ -81,7 +81,13 @@ def plan_chunks(
     `map_limit` caps the run's mapped tasks (the chunks of each kind); `calls_left` is each organisation's
     day budget (pacing.Pacer.day_budgets), None for no cap. Rows stream from a server-side cursor into a
     COPY buffer (about 30 bytes a document); only per-chunk totals are kept in memory.
+
+    The plan is made once, in one transaction: run again after it committed (a retry, a cleared task), this
+    returns the chunks it recorded, whatever the day's budget or the map limit say now.
     """
+    recorded = [*chunk_keys(conn, run_id, INVOICE), *chunk_keys(conn, run_id, CREDIT_NOTE)]
+    if recorded:
+        return recorded
     buffer = io.StringIO()
     totals: dict[tuple[str, int], list] = {}  # (tenant, chunk) -> [kind, documents, estimated bytes, calls]
     needed: dict[str, int] = {}

@@ -85,7 +85,7 @@ def validate_run(
         # A preview's verdicts stay its own (its run's validation_issue, which the report shows): document_hold
         # steers what the next export selects, and the export must select what its preview did.
         conn.execute(load_sql("document_hold_refresh"), {"run_id": run_id})
-    conn.execute("UPDATE xero_sync.export_run SET documents_held = %s WHERE run_id = %s", (held, run_id))
+    conn.execute(load_sql("run_count_held"), {"run_id": run_id})
     sync_state.refresh_work_list_statistics(conn)
     if unread:
         raise unread[0]  # every other organisation's documents are validated; the retry reads this chart again

@@ -23,6 +23,7 @@ from astute_xero.report import integration as report
 from astute_xero.report import run_summary
 from astute_xero.export.chunk_export import ChunkKey, export_chunk
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS
+from astute_xero.dag_policy import CHUNK_TIMEOUT, CHUNK_WRITE_BACK_MARGIN
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.operations.migrations import apply_migrations
 from astute_xero.xero.client import ApiCall, XeroClient
@@ -183,6 +184,7 @@ def chunk_label(chunk: dict[str, Any]) -> str:
 def export_document_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     key = ChunkKey(**chunk)
     with closing(astute_connection()) as conn, closing(_xero_client(key.run_id)) as client:
+        client.finish_within((CHUNK_TIMEOUT - CHUNK_WRITE_BACK_MARGIN).total_seconds())  # see dag_policy
         result = export_chunk(conn, client, key)
     log.info("%s: %s", key.label, result)
     if result.waiting:

@@ -66,10 +66,7 @@ def mock_export(
             "AND x.run_id IS DISTINCT FROM %s",
             (billing_entity_id, migration_date, run_id),
         ).fetchone()
-        conn.execute(
-            "UPDATE xero_sync.export_run SET status = %s, finished_at = now(), invoices_selected = %s WHERE run_id = %s",
-            ("sent" if invoices or credit_notes else "nothing_to_send", invoices + credit_notes, run_id),
-        )
+        conn.execute(load_sql("mock_export_finish"), {"run_id": run_id})
     return MockExportResult(run_id, name, migration_date, invoices, credit_notes, already)
 
 
