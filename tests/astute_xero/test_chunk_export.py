@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -372,4 +373,27 @@ def test_a_chunk_whose_worker_host_died_mid_call_is_taken_over_once_its_leases_e
         worker.kill()
         worker.wait()
     assert (result.reconciled, result.exported, result.skipped) == (3, 0, 0)
+    assert_exactly_once(pipeline, ids)
+
+
+def test_a_call_that_could_not_be_over_before_the_tasks_timeout_is_not_sent(pipeline, database_url):
+    """Airflow kills a chunk task at its execution_timeout: a PUT must never leave when its waits and its own
+    timeouts could run past that, or the kill lands mid-call. It is refused before it is sent, the claims are
+    put back, and the retry sends them."""
+    from astute_xero.xero.client import XeroCallError
+
+    ids = invoices(pipeline, numbered=2, unnumbered=0)
+    (key,) = pipeline.plan()
+    client = slow_client(pipeline, database_url)  # a call lasts at most 12 s (10 s connect, 2 s read)
+    fill_the_minute(pipeline, seconds_left=20)
+    client.finish_within(client.call_bound.total_seconds() + 3)  # 3 s to wait: not the 20 s the minute needs
+    started = time.monotonic()
+    with pytest.raises(XeroCallError, match="time this task has left") as caught:
+        export_chunk(pipeline.db, client, key)
+    client.close()
+    assert caught.value.outcome_known
+    assert time.monotonic() - started < 3, "said at once, not after waiting"
+    assert pipeline.puts() == 0 and pipeline.status() == {}, "nothing sent, nothing left claimed"
+    pipeline.db.execute("UPDATE xero_sync.rate_budget SET calls = 0")
+    export_chunk(pipeline.db, pipeline.client, key)
     assert_exactly_once(pipeline, ids)
