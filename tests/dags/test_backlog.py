@@ -61,3 +61,37 @@ def test_a_backlog_past_the_map_limit_continues_in_the_next_runs_with_nothing_se
     selected = [row[0] for row in world.db.execute(
         "SELECT invoices_selected FROM xero_sync.export_run WHERE kind = 'export' ORDER BY run_id")]
     assert selected == [200, 200, 50]
+
+
+def continuation_runs(world) -> dict[str, dict]:
+    """Every continuation run of the export in Airflow's metadata database: run id -> conf."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {run.run_id: run.conf for run in session.query(DagRun).filter(
+            DagRun.dag_id == "xero_invoice_export", DagRun.run_id.like("continues_%"))}
+
+
+def test_a_run_leaving_only_failed_and_waiting_documents_is_not_continued(world):
+    """What Xero refused fails again at once, and a credit note waiting for that invoice waits again: a run
+    that follows at once would only repeat them. Only documents left for lack of room are continued."""
+    entity = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
+    customer = world.data.customer("Coastal Logistics")
+    good = [world.data.invoice(entity, customer, number=f"INV-{n}") for n in range(1, 4)]
+    clash = world.data.invoice(entity, customer, number="INV-CLASH")
+    world.data.credit_note(entity, customer, invoice_id=clash, number="CN-CLASH")
+    world.data.flush()
+    contact_id = world.xero.backend.add_contact(AU_TENANT, "Someone Else")
+    world.xero.backend.seed_invoice(AU_TENANT, contact_id=contact_id, invoice_number="INV-CLASH")
+    before = continuation_runs(world)
+
+    ok, dag_run = world.run()
+
+    assert ok
+    status = world.export_status()
+    assert [status[i] for i in good] == ["exported"] * 3 and status[clash] == "failed"
+    (waiting,) = world.db.execute("SELECT count(*) FROM xero_sync.run_document WHERE run_id = %s AND stage = 'waiting'",
+                                  (xero_run_id(world, dag_run),)).fetchone()
+    assert waiting == 1, "the credit note waits for its invoice"
+    assert continuation_runs(world) == before, "nothing was left for lack of room: no run follows"

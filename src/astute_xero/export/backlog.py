@@ -6,11 +6,13 @@ and validates only that much (`selection_capacity`), oldest first; documents hel
 re-checked on top. What it leaves waits in Astute, Sent and outstanding, for the run that continues it.
 
 When the run is over, `continuation` decides whether another run should follow at once (some
-organisation still has documents waiting and calls left), later (every organisation with documents
-waiting has spent its day: the next run starts when the first budget returns), or not at all (nothing
-waits, or the run sent nothing, so repeating it would not help; the daily schedule tries again). The
-DAG triggers that run with the same scope; Airflow's scheduler holds it until its `run_after`, so no
-worker waits for Xero's day to return.
+organisation has documents left for later, for lack of room, and calls left), later (every organisation
+with documents left has spent its day: the next run starts when the first budget returns), or not at all
+(nothing was left for lack of room, or the run sent nothing, so repeating it would not help; the daily
+schedule tries again). Documents Xero refused, credit notes waiting for their invoice and documents held
+back are not "left for later": a run that followed at once would only repeat them. The DAG triggers that
+run with the same scope; Airflow's scheduler holds it until its `run_after`, so no worker waits for Xero's
+day to return.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class OrganisationBacklog:
     """What an organisation has left after a run, and when Xero lets it go on."""
 
     tenant_id: str
-    waiting: int  # Sent, outstanding, in the run's window, not held back
+    left_for_later: int  # for lack of room: deferred, or in the run's window and not selected (run_left_for_later.sql)
     calls_left: int
     returns_at: dt.datetime | None  # when the day's budget returns (None: not spent)
     stopped: bool  # stopped for this run (403, Xero failing, the day spent at Xero): its reason is in the summary
@@ -80,22 +82,23 @@ class OrganisationBacklog:
         return f"{self.calls_left} call(s) of its day left"
 
     def describe(self) -> str:
-        if not self.waiting:
-            return "nothing left to send"
-        return f"{self.waiting} document(s) wait for the next run ({self.budget})"
+        if not self.left_for_later:
+            return "nothing left for lack of room"
+        return f"{self.left_for_later} document(s) wait for the next run ({self.budget})"
 
 
 def organisation_backlogs(
     conn: psycopg.Connection, run_id: int, scope: RunScope, budgets: dict[str, DayBudget]
 ) -> list[OrganisationBacklog]:
-    """Per organisation of the run, what it leaves waiting. An organisation stopped for the run because its day
-    is spent is not 'stopped' here: its backlog goes when the budget returns."""
-    waiting = outstanding(conn, run_id, scope)
+    """Per organisation of the run, what it leaves for later for lack of room. An organisation stopped for the
+    run because its day is spent is not 'stopped' here: its backlog goes when the budget returns."""
+    left = dict(conn.execute(load_sql("run_left_for_later"),
+                             {"run_id": run_id, "date_from": scope.date_from, "date_to": scope.date_to}).fetchall())
     stopped = {row[0] for row in conn.execute(
         "SELECT DISTINCT tenant_id FROM xero_sync.run_entity WHERE run_id = %s AND decision = 'stopped'", (run_id,))}
     return [
         OrganisationBacklog(
-            tenant, waiting[tenant].ready if tenant in waiting else 0, budget.remaining, budget.returns_at,
+            tenant, left.get(tenant, 0), budget.remaining, budget.returns_at,
             stopped=tenant in stopped and budget.remaining > 0,
         )
         for tenant, budget in sorted(budgets.items())
@@ -112,16 +115,17 @@ class Continuation:
 
 
 def continuation(backlogs: list[OrganisationBacklog], sent_this_run: int, now: dt.datetime) -> Continuation:
-    waiting = [b for b in backlogs if b.waiting and not b.stopped]
+    waiting = [b for b in backlogs if b.left_for_later and not b.stopped]
     if not waiting:
-        return Continuation(False, None, "nothing waits that a run could send now")
+        return Continuation(False, None, "nothing was left for lack of room that a run could send now (documents "
+                                         "Xero refused, waiting for their invoice or held back wait for a fix)")
     if not sent_this_run:
         return Continuation(False, None, "this run sent nothing, so another would not either; the schedule tries again")
     able = [b for b in waiting if b.calls_left > CALLS_BEFORE_CHUNKS]
     if able:
-        return Continuation(True, None, f"{sum(b.waiting for b in waiting)} document(s) of {len(waiting)} organisation(s) "
+        return Continuation(True, None, f"{sum(b.left_for_later for b in waiting)} document(s) of {len(waiting)} organisation(s) "
                                         f"wait and {len(able)} organisation(s) have calls left today")
     returns = [b.returns_at for b in waiting if b.returns_at]
     not_before = max(now, min(returns)) if returns else now
-    return Continuation(True, not_before, f"{sum(b.waiting for b in waiting)} document(s) wait for Xero's daily budget, "
+    return Continuation(True, not_before, f"{sum(b.left_for_later for b in waiting)} document(s) wait for Xero's daily budget, "
                                           f"which returns first at {not_before:%Y-%m-%d %H:%M %Z}")
