@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -51,6 +52,11 @@ def authorise(args: argparse.Namespace) -> int:
     from astute_xero.xero.tokens import XeroConnectionSettings
 
     stored = _stored_connection(args.conn_id)
+    try:
+        source = connection_source(args.conn_id)
+    except ConnectionSourceUnknown as error:
+        print(f"Not authorised: {error}", file=sys.stderr)
+        return 1
     client_id = args.client_id or (stored or {}).get("login")
     client_secret = os.environ.get("XERO_CLIENT_SECRET") or (stored or {}).get("password")
     if not client_id or not client_secret:
@@ -80,7 +86,7 @@ def authorise(args: argparse.Namespace) -> int:
         print(f"Not authorised: {error}", file=sys.stderr)
         return 1
     extra.update({"grant_type": AUTHORIZATION_CODE, "refresh_token": tokens.refresh_token, "scope": scope, **urls})
-    where = _store_connection(args.conn_id, client_id, client_secret, extra)
+    where = _store_connection(args.conn_id, client_id, client_secret, extra, source)
     print(f"Authorised. The refresh token is stored {where}; the pipeline starts its token chain from it.")
     organisations = list_connections(settings, tokens.access_token)
     print(f"The app reaches {len(organisations)} organisation(s):")
@@ -102,18 +108,75 @@ def _stored_connection(conn_id: str) -> dict | None:
     return {"login": conn.login, "password": conn.password, "extra": conn.extra_dejson}
 
 
-def _store_connection(conn_id: str, client_id: str, client_secret: str, extra: dict) -> str:
+@dataclass(frozen=True)
+class ConnectionSource:
+    """The place Airflow reads a connection from: the first of its secrets backends that holds it."""
+
+    backend: str  # the backend's class, e.g. airflow.secrets.metastore.MetastoreBackend
+    setting: str | None = None  # the Airflow setting that configures it ([secrets] backend), if any
+
+    @property
+    def metadata_database(self) -> bool:
+        return self.backend == _METASTORE
+
+    @property
+    def environment(self) -> bool:
+        return self.backend == _ENVIRONMENT
+
+
+_METASTORE = "airflow.secrets.metastore.MetastoreBackend"
+_ENVIRONMENT = "airflow.secrets.environment_variables.EnvironmentVariablesBackend"
+
+
+class ConnectionSourceUnknown(RuntimeError):
+    """A secrets backend could not be asked, so where Airflow reads the connection from is unknown."""
+
+
+def connection_source(conn_id: str) -> ConnectionSource:
+    """Where Airflow reads `conn_id` from, asking its secrets backends in Airflow's own order: the workers'
+    backend ([workers] secrets_backend, when it is set apart from [secrets] backend: tasks ask it first),
+    then [secrets] backend, the environment (AIRFLOW_CONN_*) and the metadata database. A connection that no
+    backend holds yet is read from the metadata database once written there."""
+    from airflow.configuration import conf, ensure_secrets_loaded, get_custom_secret_backend
+
+    def name(backend) -> str:
+        return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+    asked = [(backend, None) for backend in ensure_secrets_loaded()]
+    if asked and name(asked[0][0]) not in (_ENVIRONMENT, _METASTORE):
+        asked[0] = (asked[0][0], "[secrets] backend")
+    if conf.get("workers", "secrets_backend", fallback=""):
+        asked.insert(0, (get_custom_secret_backend(worker_mode=True), "[workers] secrets_backend"))
+    for backend, setting in asked:
+        try:
+            found = backend.get_connection(conn_id)
+        except Exception as error:  # its message may quote the backend's configuration: only the type is shown
+            raise ConnectionSourceUnknown(
+                f"the secrets backend {name(backend)} ({setting or 'Airflow default'}) could not be asked for the "
+                f"connection '{conn_id}' ({type(error).__name__}), so where Airflow reads it from is unknown. "
+                "Fix the backend's access and run the command again.") from None
+        if found is not None:
+            return ConnectionSource(name(backend), setting)
+    return ConnectionSource(_METASTORE)
+
+
+def _store_connection(conn_id: str, client_id: str, client_secret: str, extra: dict, source: ConnectionSource) -> str:
     """Writes the connection (type xero) to Airflow's metadata database, where Airflow encrypts it with its
-    Fernet key. A connection defined by an environment variable would shadow the database, so then the new
-    extra goes to a file only its owner can read, and the variable must be updated by hand."""
-    env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
-    if os.environ.get(env_name):
+    Fernet key, when that is where Airflow reads it from. A connection served from elsewhere (an environment
+    variable, a secrets backend such as Vault or AWS Secrets Manager) would shadow the database, so then the
+    new extra goes to a file only its owner can read, and the connection must be updated where it lives."""
+    if not source.metadata_database:
         fd, path = tempfile.mkstemp(prefix=f"{conn_id}-", suffix=".json")
         with os.fdopen(fd, "w") as file:  # mkstemp: mode 0600
             json.dump({"conn_type": "xero", "login": client_id, "extra": extra}, file)
-        return (f"in {path} (readable by you only), NOT in Airflow: the connection comes from the environment variable "
-                f"{env_name}, which this command cannot change. Copy that file's extra.refresh_token into it (or the "
-                "secrets backend it comes from), then delete the file")
+        if source.environment:
+            origin = (f"the environment variable AIRFLOW_CONN_{conn_id.upper()}, which this command cannot change. "
+                      "Copy that file's extra.refresh_token into it")
+        else:
+            origin = (f"the secrets backend {source.backend} ({source.setting}), which this command does not write "
+                      f"to. Copy that file's extra.refresh_token into the connection '{conn_id}' there")
+        return (f"in {path} (readable by you only), NOT in Airflow's metadata database: Airflow reads the connection "
+                f"from {origin}, then delete the file")
     from airflow.models.connection import Connection
     from airflow.utils.session import create_session
     from sqlalchemy import select

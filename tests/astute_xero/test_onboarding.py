@@ -85,6 +85,53 @@ def test_authorise_stores_the_first_refresh_token_where_the_pipeline_reads_it(ai
     assert [r.status for r in token_calls] == [200, 200]  # the code exchange, then the pipeline's first refresh
 
 
+def test_authorise_writes_no_token_airflow_would_not_read_when_a_secrets_backend_serves_the_connection(
+        airflow_home, xero, tmp_path):
+    """A secrets backend (here Airflow's LocalFilesystemBackend, as [secrets] backend) comes before the metadata
+    database in Airflow's search path: a token written to the database would never be read. The command says
+    which backend to update and writes the new extra to a file only its owner can read."""
+    tenant = xero.backend.add_tenant("Vaulted Ltd")
+    redirect_uri = f"http://localhost:{free_port()}/callback"
+    xero.backend.identity.register_app("vault-app", "vault-secret", redirect_uris=[redirect_uri], created=NEW_APP)
+    xero.backend.identity.set_consent("vault-app", [tenant])
+    connections_file = tmp_path / "connections.json"
+    old_token = "the-old-refresh-token-in-the-vault"
+    connections_file.write_text(json.dumps({"xero_vaulted": {
+        "conn_type": "xero", "login": "vault-app", "password": "vault-secret",
+        "extra": json.dumps({"refresh_token": old_token, "api_url": xero.url, "identity_url": xero.url,
+                             "login_url": xero.url})}}))
+    backend = {"AIRFLOW__SECRETS__BACKEND": "airflow.secrets.local_filesystem.LocalFilesystemBackend",
+               "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps({"connections_file_path": str(connections_file)})}
+
+    # No --client-id and no XERO_CLIENT_SECRET: both are read from the connection, through the backend.
+    process = start_cli("authorise", "--conn-id", "xero_vaulted", "--redirect-uri", redirect_uri, "--no-browser",
+                        "--timeout", "60", env=backend)
+    try:
+        answer = requests.get(consent_url_from(process), allow_redirects=False, timeout=10)
+        assert requests.get(answer.headers["Location"], timeout=10).status_code == 200
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        assert session.scalar(select(Connection).where(Connection.conn_id == "xero_vaulted")) is None, \
+            "nothing in the metadata database: Airflow reads the connection from the secrets backend"
+    assert "airflow.secrets.local_filesystem.LocalFilesystemBackend" in out and "[secrets] backend" in out
+    (written,) = [Path(word) for word in out.split() if word.endswith(".json") and Path(word).is_file()]
+    assert written.stat().st_mode & 0o777 == 0o600
+    new_token = json.loads(written.read_text())["extra"]["refresh_token"]
+    assert new_token and new_token != old_token
+    assert json.loads(connections_file.read_text())["xero_vaulted"]["extra"].count(old_token) == 1, "not changed"
+    for secret in (new_token, old_token, "vault-secret"):
+        assert secret not in out + err
+    written.unlink()
+
+
 def test_authorise_with_classic_scopes_on_a_new_app_is_refused_and_nothing_is_stored(airflow_home, xero):
     tenant = xero.backend.add_tenant("Classic refused")
     redirect_uri = f"http://localhost:{free_port()}/callback"
