@@ -21,7 +21,7 @@ from .books import CREDIT_NOTE, INVOICE, DocKind, ElementResult, Ledger, NotFoun
 from .identity import AuthorizeError, TokenError
 from .records import AccessGrant, RequestRecord, Tenant
 from .where import WhereError
-from .wire import dumps, iso_utc, loads, ms_datetime, round_dp
+from .wire import dumps, iso_utc, loads, ms_date, ms_datetime, round_dp
 
 log = logging.getLogger("xero_sandbox")
 
@@ -507,6 +507,9 @@ class SandboxApi:
             "CountryCode": country, "IsDemoCompany": False, "OrganisationStatus": "ACTIVE",
             "FinancialYearEndDay": 30, "FinancialYearEndMonth": 6, "SalesTaxBasis": "ACCRUALS",
             "SalesTaxPeriod": "QUARTERLY1", "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+            # "Shown if set" (the spec), as dates are: /Date(ms+0000)/ at midnight UTC.
+            **({"PeriodLockDate": ms_date(tenant.period_lock_date)} if tenant.period_lock_date else {}),
+            **({"EndOfYearLockDate": ms_date(tenant.end_of_year_lock_date)} if tenant.end_of_year_lock_date else {}),
             "CreatedDateUTC": ms_datetime(tenant.created), "OrganisationEntityType": "COMPANY",
             "Timezone": timezone, "ShortCode": tenant.short_code, "Class": "STANDARD", "Edition": "BUSINESS",
             "Addresses": [], "Phones": [], "ExternalLinks": [], "PaymentTerms": {},

@@ -180,6 +180,15 @@ class SandboxBackend:
         with self.lock:
             return self.ledger(tenant_id).set_tracking_option_status(tracking_category_id, option, status)
 
+    def set_lock_dates(self, tenant_id: str, period_lock_date: dt.date | None = None,
+                       end_of_year_lock_date: dt.date | None = None) -> None:
+        """An adviser sets the organisation's lock dates (Accounting > Advanced > Financial settings > Lock
+        dates); None clears one. GET /Organisation then shows them, and a posted document dated on or before
+        either is refused: an app is never an adviser, so the period lock date binds it too."""
+        with self.lock:
+            tenant = self.tenants[tenant_id.lower()]
+            tenant.period_lock_date, tenant.end_of_year_lock_date = period_lock_date, end_of_year_lock_date
+
     def record_payment(self, tenant_id: str, invoice_id: str, amount: Decimal | str | int,
                        date: dt.date | None = None, *, reference: str | None = None,
                        account_code: str | None = None) -> str:

@@ -32,6 +32,7 @@ KNOWN_CURRENCIES = frozenset(
 )
 LINE_AMOUNT_TYPES = {"exclusive": "Exclusive", "inclusive": "Inclusive", "notax": "NoTax"}
 CREATABLE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
+POSTED_STATUSES = ("AUTHORISED", "PAID", "VOIDED")  # in the ledger: bound by the lock dates
 ALL_STATUSES = ("DRAFT", "SUBMITTED", "DELETED", "AUTHORISED", "PAID", "VOIDED")
 # Xero's status transitions for documents that already exist.
 TRANSITIONS = {
@@ -392,6 +393,9 @@ class Ledger:
 
         if base is not None and status is not None:
             self._check_edit(kind, base, p, status, errors)
+        posted_on = base.date if base is not None and base.status in POSTED_STATUSES else None
+        if status in POSTED_STATUSES or posted_on is not None:  # a posting, or an edit of one
+            errors.extend(self._lock_date_errors(date, posted_on))
         if errors or status is None or doc_type is None or contact_id is None or date is None:
             return None
 
@@ -614,6 +618,20 @@ class Ledger:
             errors.append("This document cannot be edited as it has a payment or credit note allocated to it.")
         elif base.status in ("PAID", "VOIDED", "DELETED") and editing_content:
             errors.append(f"{kind.label} not of valid status for modification")
+
+    def _lock_date_errors(self, *dates: dt.date | None) -> list[str]:
+        """Xero's refusal of a posting dated on or before a lock date (Xero: "users can't add or edit
+        transactions if the transaction date is on or before the lock date"; drafts and submitted
+        documents may still be saved). An app is a standard user, never an adviser: the period lock
+        date binds it as the end of year lock date does, each refusing with its own message (wording
+        as integrators report it, e.g. xeroizer issue #92 and Emersion's knowledge base: "The document
+        date cannot be before the period lock date, currently set at 30-Nov-2018")."""
+        errors = []
+        for name, lock in (("period lock date", self.t.period_lock_date),
+                           ("end of year lock date", self.t.end_of_year_lock_date)):
+            if lock is not None and any(d is not None and d <= lock for d in dates):
+                errors.append(f"The document date cannot be before the {name}, currently set at {_xero_day(lock)}")
+        return errors
 
     def _settle(self, doc: Document, on: dt.date | None = None) -> None:
         """AUTHORISED with nothing left to pay / allocate becomes PAID, fully paid on the date of
@@ -1040,6 +1058,7 @@ class Ledger:
         date = parse_date(p.get("Date")) if p.get("Date") else utc_date(self.clock())
         if date is None:
             errors.append(f"The Date '{p.get('Date')}' is not a valid date.")
+        errors.extend(self._lock_date_errors(date))  # an allocation posts on its date
         if invoice is None or invoice.kind != "invoice":
             errors.append("Invoice could not be found." if invoice_id else "An Invoice must be specified.")
         else:
@@ -1104,6 +1123,12 @@ PAYMENT_ORDER_FIELDS = ("paymentid", "status", "amount", "bankamount", "date", "
                         "isreconciled", "currencyrate", "updateddateutc", "invoice.invoiceid", "invoice.invoicenumber",
                         "invoice.type", "invoice.contact.contactid", "invoice.contact.name", "account.code",
                         "account.accountid")
+
+
+def _xero_day(day: dt.date) -> str:
+    """A date as Xero's messages write it: 30-Nov-2018 (English month names, whatever the locale)."""
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")[day.month - 1]
+    return f"{day.day:02d}-{month}-{day.year}"
 
 
 def _instant(epoch_seconds: float) -> dt.datetime:

@@ -272,6 +272,9 @@ class Tenant:
     allocations: dict[str, AllocationRecord] = field(default_factory=dict)
     payments: dict[str, PaymentRecord] = field(default_factory=dict)
     tracking_categories: dict[str, TrackingCategory] = field(default_factory=dict)
+    # Lock dates (Accounting > Advanced > Financial settings), set by an adviser; None: not set.
+    period_lock_date: dt.date | None = None  # no one but an adviser posts on or before it
+    end_of_year_lock_date: dt.date | None = None  # no one at all posts on or before it
     invoice_seq: int = 0
     credit_note_seq: int = 0
 

@@ -111,3 +111,28 @@ def test_tracking_in_a_batch_where_some_lines_have_none(validator):
     assert sorted((i.line_no, i.rule) for i in issues) == [(2, "tracking_incomplete"), (3, "tracking_incomplete")]
     messages = {i.line_no: i.message for i in issues}
     assert "category 'Region' but no option" in messages[2] and "option 'North' but no category" in messages[3]
+
+
+def test_a_document_dated_on_or_before_the_lock_date_is_held_and_the_day_after_passes(validator):
+    locked = XeroChart("t-locked", "Demo Org", frozenset({"200"}), frozenset({"OUTPUT"}), frozenset({"AUD"}),
+                       period_lock_date=dt.date(2026, 6, 30), end_of_year_lock_date=dt.date(2026, 3, 31))
+    headers = [header(1, date=dt.date(2026, 6, 29), due=dt.date(2026, 7, 13)),
+               header(2, date=dt.date(2026, 6, 30), due=dt.date(2026, 7, 14)),
+               header(3, date=dt.date(2026, 7, 1), due=dt.date(2026, 7, 15))]
+    lines = [line(1), line(2), line(3)]
+    issues = validator.validate(INVOICE, header_frame(headers), line_frame(lines), locked)
+    assert sorted((i.document_id, i.rule) for i in issues) == [(1, "lock_date"), (2, "lock_date")]
+    message = next(i.message for i in issues if i.document_id == 2)
+    assert message == (
+        "Invoice INV-2 is dated 2026-06-30, on or before the period lock date 2026-06-30 of the Xero organisation "
+        "'Demo Org': Xero accepts nothing dated on or before it. To send it, ask your Xero adviser to move the lock "
+        "date, or re-date the invoice in Astute.")
+    credit_notes = validator.validate(CREDIT_NOTE, header_frame([header(4, date=dt.date(2026, 3, 31))]),
+                                      line_frame([line(4)]), locked)
+    assert [(i.document_id, i.rule) for i in credit_notes] == [(4, "lock_date")]
+    assert "Credit note INV-4 is dated 2026-03-31" in credit_notes[0].message
+    assert "re-date the credit note in Astute" in credit_notes[0].message
+
+
+def test_without_lock_dates_no_document_is_held_for_its_date(validator):
+    assert rules(validator, [header(date=dt.date(2000, 1, 1), due=dt.date(2000, 1, 2))], [line()]) == []

@@ -1,7 +1,7 @@
 """Validate a run's selected invoices and credit notes, organisation by organisation, batch by batch.
 
-The chart of each organisation (Accounts, TaxRates, Currencies, TrackingCategories) is
-read from Xero once per run, every organisation's at once. Documents and their lines stream out of PostgreSQL in keyset
+The chart of each organisation (Accounts, TaxRates, Currencies, TrackingCategories, and its lock dates
+from Organisation) is read from Xero once per run, every organisation's at once. Documents and their lines stream out of PostgreSQL in keyset
 batches, are validated by columns, and the verdicts go back in bulk: issues by
 COPY, stages by one UPDATE per batch.
 """

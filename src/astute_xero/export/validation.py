@@ -8,6 +8,7 @@ failed on; every such row becomes a ValidationIssue a finance person can act on.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class ValidationIssue:
 class _Rule:
     name: str
     table: str  # "header" or "line"
-    expectation: Callable[[XeroChart], Any]
+    expectation: Callable[[XeroChart], Any]  # None: the rule does not apply to this organisation
     message: Callable[[dict[str, Any], XeroChart], str]
     kinds: tuple[DocumentKind, ...] = (INVOICE, CREDIT_NOTE)
 
@@ -105,6 +106,17 @@ def _rules() -> list[_Rule]:
             lambda row, chart: f"The due date {row['due_date']:%Y-%m-%d} is before the invoice date "
             f"{row['document_date']:%Y-%m-%d}. Correct the due date in Astute.",
             kinds=(INVOICE,),
+        ),
+        _Rule(
+            "lock_date",
+            "header",
+            lambda chart: None if chart.lock_date is None else E.ExpectColumnValuesToBeBetween(
+                column="document_date", min_value=dt.datetime.combine(chart.lock_date, dt.time()), strict_min=True
+            ),
+            lambda row, chart: f"{_described(row)} is dated "
+            f"{row['document_date']:%Y-%m-%d}, on or before the {chart.lock_date_name} {chart.lock_date:%Y-%m-%d} of "
+            f"the Xero organisation '{chart.organisation_name}': Xero accepts nothing dated on or before it. To send "
+            f"it, ask your Xero adviser to move the lock date, or re-date the {row['kind'].label.lower()} in Astute.",
         ),
         _Rule(
             "currency_not_subscribed",
@@ -214,6 +226,8 @@ class DocumentValidator:
             for rule in self._rules:
                 if rule.table == table and kind in rule.kinds:
                     expectation = rule.expectation(chart)
+                    if expectation is None:
+                        continue
                     expectation.meta = {"rule": rule.name}
                     suite.add_expectation(expectation)
             self._definitions[key] = self._context.validation_definitions.add(
@@ -237,10 +251,12 @@ class DocumentValidator:
                 batch_parameters={"dataframe": frame},
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
             )
-            issues.extend(self._issues(table, frame, result, chart))
+            issues.extend(self._issues(kind, table, frame, result, chart))
         return issues
 
-    def _issues(self, table: str, frame: pd.DataFrame, result: Any, chart: XeroChart) -> Iterable[ValidationIssue]:
+    def _issues(
+        self, kind: DocumentKind, table: str, frame: pd.DataFrame, result: Any, chart: XeroChart
+    ) -> Iterable[ValidationIssue]:
         by_name = {rule.name: rule for rule in self._rules}
         indexed = frame.set_index(["document_id", "line_no"] if table == "line" else ["document_id"], drop=False)
         for outcome in result.results:
@@ -253,7 +269,14 @@ class DocumentValidator:
                 row = indexed.loc[(document_id, line_no) if line_no is not None else document_id]
                 if isinstance(row, pd.DataFrame):  # duplicate keys cannot happen, but never index blindly
                     row = row.iloc[0]
-                yield ValidationIssue(document_id, line_no, rule.name, rule.message(row.to_dict(), chart))
+                values = {**row.to_dict(), "kind": kind}
+                yield ValidationIssue(document_id, line_no, rule.name, rule.message(values, chart))
+
+
+def _described(row: dict[str, Any]) -> str:
+    """"Invoice INV-7", or "Invoice id 42 (no number)": pandas makes a missing number NaN, not None."""
+    number = row["number"] if isinstance(row["number"], str) else None
+    return row["kind"].describe(int(row["document_id"]), number)
 
 
 def header_frame(rows: list[tuple]) -> pd.DataFrame:

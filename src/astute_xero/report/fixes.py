@@ -31,6 +31,8 @@ class Fix:
         column = self.column
         if column == "number":
             column = "invoice_number" if kind is INVOICE else "credit_note_number"
+        elif column == "document_date":
+            column = "invoice_date" if kind is INVOICE else "credit_date"
         table = kind.name if self.scope == "document" else f"{kind.name}_line"
         return f"astute.{table}.{column}"
 
@@ -45,6 +47,9 @@ FIXES = {
         Fix("reference_too_long", "The reference is too long for Xero", "Astute: the document", "reference"),
         Fix("no_lines", "The document has no lines", "Astute: the document's lines (add one, or void the document)"),
         Fix("due_before_invoice_date", "The due date is before the invoice date", "Astute: the invoice", "due_date"),
+        Fix("lock_date", "The document is dated on or before the organisation's lock date in Xero",
+            "Xero: Accounting > Advanced > Financial settings > Lock dates (your adviser), "
+            "or the document's date in Astute", "document_date"),
         Fix("currency_not_subscribed", "The currency is not enabled in the Xero organisation",
             "Xero: Settings > Currencies, or the document's currency in Astute", "currency"),
         Fix("negative_total", "The document adds up to a negative amount",

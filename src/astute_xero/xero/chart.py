@@ -6,6 +6,7 @@ task that only calls Xero, imports neither.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,7 +15,8 @@ TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, o
 
 @dataclass(frozen=True)
 class XeroChart:
-    """What one Xero organisation accepts: read once per run from Accounts, TaxRates, Currencies."""
+    """What one Xero organisation accepts: read once per run from Accounts, TaxRates, Currencies,
+    TrackingCategories and Organisation (its lock dates)."""
 
     tenant_id: str
     organisation_name: str
@@ -23,6 +25,24 @@ class XeroChart:
     currencies: frozenset[str]
     # Active tracking categories and their active options, as Xero spells them (GET /TrackingCategories).
     tracking: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Its lock dates (GET /Organisation; None: not set). Xero refuses a posted document dated on or before
+    # either: the end of year lock date binds everyone, the period lock date everyone but advisers, and an
+    # app is never an adviser.
+    period_lock_date: dt.date | None = None
+    end_of_year_lock_date: dt.date | None = None
+
+    @property
+    def lock_date(self) -> dt.date | None:
+        """The last date Xero refuses to post on for us: the later of the two lock dates."""
+        return max((d for d in (self.period_lock_date, self.end_of_year_lock_date) if d is not None), default=None)
+
+    @property
+    def lock_date_name(self) -> str:
+        """Which lock date `lock_date` is, as Xero's settings name it."""
+        names = [name for name, day in (("period lock date", self.period_lock_date),
+                                        ("end of year lock date", self.end_of_year_lock_date))
+                 if day is not None and day == self.lock_date]
+        return " and ".join(names)
 
     @property
     def tracking_keys(self) -> list[str]:

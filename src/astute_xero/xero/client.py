@@ -420,7 +420,7 @@ class XeroClient:
         return list(result.contacts or []), call
 
     def chart(self, tenant_id: str, organisation_name: str) -> tuple[XeroChart, list[ApiCall]]:
-        """What the organisation accepts on an invoice line and header."""
+        """What the organisation accepts on an invoice line and header, and the dates it no longer accepts."""
         accounts, accounts_call = self._invoke(
             "GET", "Accounts", tenant_id, lambda **kw: self._accounting.get_accounts(tenant_id, **kw)
         )
@@ -434,6 +434,11 @@ class XeroClient:
             "GET", "TrackingCategories", tenant_id,
             lambda **kw: self._accounting.get_tracking_categories(tenant_id, **kw),
         )
+        organisations, organisation_call = self._invoke(
+            "GET", "Organisation", tenant_id, lambda **kw: self._accounting.get_organisations(tenant_id, **kw)
+        )
+        # Its lock dates, shown only when set (the SDK reads them as dates from /Date(ms+0000)/).
+        organisation = (organisations.organisations or [None])[0]
         chart = XeroChart(
             tenant_id=tenant_id,
             organisation_name=organisation_name,
@@ -451,8 +456,10 @@ class XeroClient:
                 for category in categories.tracking_categories or []
                 if category.name and enum_value(category.status) == "ACTIVE"
             },
+            period_lock_date=getattr(organisation, "period_lock_date", None),
+            end_of_year_lock_date=getattr(organisation, "end_of_year_lock_date", None),
         )
-        return chart, [accounts_call, tax_call, currency_call, tracking_call]
+        return chart, [accounts_call, tax_call, currency_call, tracking_call, organisation_call]
 
     # --- one exchange, with the only retries we allow ------------------------------------
     def _invoke(
