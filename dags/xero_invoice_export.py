@@ -182,10 +182,10 @@ def xero_invoice_export():
         not_before = dt.datetime.fromisoformat(follow["not_before"]) if follow["not_before"] else None
         TriggerDagRunOperator(
             task_id="continue_backlog", trigger_dag_id=context["dag"].dag_id,
-            trigger_run_id=f"continues_{export_run_id}", conf=follow["conf"], logical_date=None,
+            trigger_run_id=follow["run_id"], conf=follow["conf"], logical_date=None,
             run_after=not_before or dt.datetime.now(dt.timezone.utc), skip_when_already_exists=True,
         ).execute(context)
-        return f"continues_{export_run_id}"
+        return follow["run_id"]
 
     export_run_id = start_export_run()  # "run_id" is Airflow's own context key: ours is the xero_sync run
     extracted = extract_documents(export_run_id)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
 
-from tests.dags.conftest import AU_TENANT, GO_LIVE
+from astute_xero.export import tasks
+from devtools import astute_db
+from devtools.astute_data import AstuteData
+from devtools.xero_setup import authorise_app
+from tests.conftest import connect_airflow
+from tests.dags.conftest import AU_TENANT, GO_LIVE, NZ_TENANT
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +27,8 @@ def continuation_of(world, dag_run):
 
     with create_session() as session:
         follower = session.query(DagRun).filter(DagRun.dag_id == dag_run.dag_id,
-                                                DagRun.run_id == f"continues_{xero_run_id(world, dag_run)}").one_or_none()
+                                                DagRun.run_id == tasks.continuation_run_id(
+                                                    dag_run.run_id, xero_run_id(world, dag_run))).one_or_none()
         return None if follower is None else (follower.conf, follower.run_after)
 
 
@@ -95,3 +103,48 @@ def test_a_run_leaving_only_failed_and_waiting_documents_is_not_continued(world)
                                   (xero_run_id(world, dag_run),)).fetchone()
     assert waiting == 1, "the credit note waits for its invoice"
     assert continuation_runs(world) == before, "nothing was left for lack of room: no run follows"
+
+
+def test_each_airflow_run_gets_its_own_continuation_even_after_a_restore_restarts_the_export_run_ids(
+        world, database_url, monkeypatch):
+    """xero_sync's run ids start again when the Astute database is restored from a backup; Airflow's run ids
+    do not. A continuation named after the export run alone was refused as already there (the continuation
+    of the run before the restore) and silently skipped."""
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "1")  # one chunk task a kind: 100 documents a run
+    entity = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
+    customer = world.data.customer("Harbour Constructions Pty Ltd")
+    for n in range(101):
+        world.data.invoice(entity, customer, number=f"R-{n:04d}")
+    world.data.flush()
+    earlier = continuation_runs(world)
+
+    ok, before_restore = world.run()
+    assert ok
+    (first,) = continuation_runs(world).keys() - earlier.keys()
+
+    # The restore: Astute's database as it was before the integration went live (no xero_sync, so its token
+    # chain too is gone: the organisation is authorised afresh), with other invoices, for another organisation.
+    astute_db.load_astute_schema(world.db)
+    data = AstuteData(world.db)
+    data.regions()
+    entity = data.entity("Astute NZ", region="NZ", tenant_id=NZ_TENANT, go_live=GO_LIVE)
+    customer = data.customer("Kiwi Freight Ltd")
+    for n in range(101):
+        data.invoice(entity, customer, number=f"NZ-{n:04d}")
+    data.flush()
+    connect_airflow(monkeypatch, database_url, authorise_app(world.xero.backend, [NZ_TENANT]), world.xero.url)
+
+    ok, after_restore = world.run()
+    assert ok
+    assert xero_run_id(world, after_restore) == continuation_runs(world)[first]["continues_run_id"], \
+        "the restored database numbers its export runs from the start again"
+    new = continuation_runs(world).keys() - earlier.keys() - {first}
+    assert len(new) == 1, "the run after the restore is continued too, not skipped as already there"
+    (second,) = new
+    assert continuation_runs(world)[second]["continues_run_id"] == xero_run_id(world, after_restore)
+
+    # A retry of continue_backlog (the same Airflow run) names the same run, finds it there and adds none.
+    retry = subprocess.run([sys.executable, "-m", "airflow", "tasks", "test", "xero_invoice_export", "continue_backlog",
+                            after_restore.run_id], capture_output=True, text=True, timeout=600)
+    assert second in retry.stdout + retry.stderr, retry.stdout[-3000:] + retry.stderr[-3000:]
+    assert continuation_runs(world).keys() - earlier.keys() == {first, second}

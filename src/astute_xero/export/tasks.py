@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import os
 from contextlib import closing
@@ -269,23 +270,31 @@ def _backlogs(conn, run_id: int, scope: sync_state.RunScope) -> list[backlog.Org
     return backlog.organisation_backlogs(conn, run_id, scope, _day_budgets(conn, run_id, tenants))
 
 
+def continuation_run_id(airflow_run_id: str, export_run_id: int) -> str:
+    """The Airflow run id of the run that continues export run `export_run_id`, started by the Airflow run
+    `airflow_run_id`. Unique per Airflow run: xero_sync's run ids start again after the Astute database is
+    restored from a backup, Airflow's never repeat (a continuation named after the export run alone was
+    refused as already there, and skipped). The same for a retry of the task, which then finds its run
+    already triggered. Hashed, as Airflow's run ids can be long; the export run id keeps it readable."""
+    digest = hashlib.sha256(airflow_run_id.encode()).hexdigest()[:12]
+    return f"continues_{export_run_id}_{digest}"
+
+
 def continue_backlog(run_id: int) -> dict[str, Any] | None:
-    """Whether a run should continue this one's backlog: its trigger form (the same scope) and when it may
-    start (`not_before`, ISO; None: at once), or None. Logs, per organisation, what waits and when Xero's
-    budget returns. A preview is followed by nothing: it is skipped."""
+    """Whether a run should continue this one's backlog: the continuation's Airflow `run_id`, its trigger form
+    (`conf`: the same scope) and when it may start (`not_before`, ISO; None: at once), or None. Logs, per
+    organisation, what waits and when Xero's budget returns. A preview is followed by nothing: it is skipped."""
     _skip_for_preview(run_id, "no run follows a preview")
     with closing(astute_connection()) as conn:
         scope = sync_state.run_scope(conn, run_id)
         backlogs = _backlogs(conn, run_id, scope)
-        (sent,) = conn.execute(
-            "SELECT invoices_exported + credit_notes_exported FROM xero_sync.export_run WHERE run_id = %s", (run_id,)
-        ).fetchone()
+        sent, airflow_run_id = conn.execute(load_sql("run_continuation_facts"), {"run_id": run_id}).fetchone()
     decision = backlog.continuation(backlogs, sent, dt.datetime.now(dt.timezone.utc))
     log.info("export run %s: %s: %s", run_id, "a run continues its backlog" if decision.follow else "no run follows",
              decision.reason)
     if not decision.follow:
         return None
-    return {"conf": {**scope.as_json(), "continues_run_id": run_id},
+    return {"run_id": continuation_run_id(airflow_run_id, run_id), "conf": {**scope.as_json(), "continues_run_id": run_id},
             "not_before": decision.not_before.isoformat() if decision.not_before else None}
 
 
