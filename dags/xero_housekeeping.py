@@ -11,9 +11,12 @@ API log. The default is `XERO_SYNC_RETENTION_DAYS` (else 90), read when the DAG 
 
 **Archive the API log** (only when `archive_api_log_before` is given): every `api_log` row of a call
 started before that date (midnight UTC) is written to a gzip-compressed CSV file with a header,
-`api_log_before_<date>_<UTC timestamp>.csv.gz` in `XERO_ARCHIVE_DIR` (default
-`$AIRFLOW_HOME/archive`); only once the file is on disk are exactly those rows deleted. If the file
-cannot be written, nothing is deleted. A date in the future is refused.
+`api_log_before_<date>_ids_<first id>-<last id>.csv.gz`, in `XERO_ARCHIVE_DIR`: a directory or any URL
+Airflow's object storage writes (`s3://<conn id>@<bucket>/<prefix>/`, `file:///shared/archive/`;
+default `$AIRFLOW_HOME/archive`, one machine's disk). Only once the file is written and read back are
+exactly those rows deleted. If the file cannot be written, nothing is deleted; an archive whose rows
+were never deleted (a worker lost in between) is replaced by the next one. A date in the future is
+refused.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from astute_xero.dag_policy import DATABASE_STEP_TIMEOUT, OPERATIONS_DAG, SMALL_
         "archive_api_log_before": Param(
             None, type=["null", "string"], format="date", title="Archive the API log before",
             description="Empty: no archive. A date: API log rows of calls started before it (UTC) are written "
-                        "to a .csv.gz file in XERO_ARCHIVE_DIR, then deleted.",
+                        "to a .csv.gz file in XERO_ARCHIVE_DIR (a directory or an object storage URL), "
+                        "read back, then deleted.",
         ),
     },
 )

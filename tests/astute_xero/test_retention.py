@@ -9,6 +9,9 @@ import gzip
 import json
 import resource
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -140,10 +143,10 @@ def test_archive_writes_exactly_the_older_rows_then_deletes_them(state, tmp_path
     result = retention.archive_api_log(state, before, directory)
 
     assert result.rows == 3
-    assert result.path.parent == directory and result.path.name.startswith("api_log_before_2026-06-01_")
-    assert result.path.name.endswith(".csv.gz")
-    assert sorted(p.name for p in directory.iterdir()) == [result.path.name], "no partial file is left behind"
-    header, *rows = read_archive(result.path)
+    archive = Path(result.path.path)
+    assert archive.parent == directory and archive.name == f"api_log_before_2026-06-01_ids_{old[0]}-{old[-1]}.csv.gz"
+    assert sorted(p.name for p in directory.iterdir()) == [archive.name], "no partial file is left behind"
+    header, *rows = read_archive(archive)
     assert header == ARCHIVE_COLUMNS
     assert [int(row[0]) for row in rows] == old
     first = dict(zip(header, rows[0]))
@@ -218,12 +221,96 @@ def test_retention_days_default_comes_from_the_environment(monkeypatch):
             retention.retention_days_default()
 
 
-def test_archive_directory_defaults_to_airflow_home(monkeypatch, tmp_path):
+def test_the_archive_location_is_a_directory_or_any_object_storage_url(monkeypatch, tmp_path):
     monkeypatch.delenv("XERO_ARCHIVE_DIR", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    assert retention.archive_directory() == tmp_path / "archive"
-    monkeypatch.setenv("XERO_ARCHIVE_DIR", str(tmp_path / "elsewhere"))
-    assert retention.archive_directory() == tmp_path / "elsewhere"
+    assert str(retention.archive_location()) == f"file://{tmp_path}/archive"
+    monkeypatch.setenv("XERO_ARCHIVE_DIR", str(tmp_path / "elsewhere"))  # a directory, as before
+    assert str(retention.archive_location()) == f"file://{tmp_path}/elsewhere"
+    monkeypatch.setenv("XERO_ARCHIVE_DIR", "s3://aws_archive@audit-bucket/xero/api_log/")  # conn id, bucket, prefix
+    location = retention.archive_location()
+    assert (location.protocol, location.conn_id, location.bucket, location.key) == (
+        "s3", "aws_archive", "audit-bucket", "xero/api_log")
+
+
+def archived_rows(location) -> list[list[str]]:
+    """Every data row of every archive in the location (an ObjectStoragePath), file by file."""
+    rows = []
+    for archive in sorted(location.iterdir(), key=lambda path: path.name):
+        with archive.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
+            header, *data = csv.reader(text)
+            assert header == ARCHIVE_COLUMNS
+            rows += data
+    return rows
+
+
+def test_the_archive_goes_to_an_object_storage_path_and_is_read_back_before_the_rows_go(state):
+    """Any place Airflow's object storage writes (a bucket, a shared volume): here fsspec's in-memory
+    filesystem, attached as Airflow attaches a store, written and read back through ObjectStoragePath."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import attach
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    attach("memory", fs=MemoryFileSystem())
+    location = ObjectStoragePath("memory://audit-bucket/xero/api_log")
+    old = [add_call(state, dt.datetime(2026, 5, day, tzinfo=UTC)) for day in (2, 3, 4)]
+    later = add_call(state, dt.datetime(2026, 6, 2, tzinfo=UTC))
+
+    result = retention.archive_api_log(state, dt.date(2026, 6, 1), location)
+
+    assert result.rows == 3 and str(result.path).startswith("memory://audit-bucket/xero/api_log/api_log_before_2026-06-01_")
+    assert [path.name for path in location.iterdir()] == [result.path.name], "no partial object is left behind"
+    assert [int(row[0]) for row in archived_rows(location)] == old
+    assert api_log_ids(state) == [later]
+    for path in location.iterdir():
+        path.unlink()
+
+
+def test_a_worker_killed_between_the_archive_and_the_delete_loses_nothing_and_its_rerun_duplicates_nothing(
+        state, database_url, tmp_path):
+    """The archive's transaction is open while the file is written: a worker killed after the write and
+    before the commit leaves every row in api_log, and a file. The rerun must neither lose the rows nor
+    archive them a second time beside that file."""
+    from airflow.sdk import ObjectStoragePath
+
+    old = [add_call(state, dt.datetime(2026, 5, day, tzinfo=UTC)) for day in range(1, 6)]
+    later = add_call(state, dt.datetime(2026, 6, 2, tzinfo=UTC))
+    directory = tmp_path / "archive"  # XERO_ARCHIVE_DIR as a plain directory, as before
+    # The DELETE after the write stalls, as a worker would that dies at that moment.
+    state.execute("CREATE FUNCTION public.stall_archive_delete() RETURNS trigger LANGUAGE plpgsql "
+                  "AS $$ BEGIN PERFORM pg_sleep(300); RETURN NULL; END $$")
+    state.execute("CREATE TRIGGER stall_archive_delete BEFORE DELETE ON xero_sync.api_log "
+                  "FOR EACH STATEMENT EXECUTE FUNCTION public.stall_archive_delete()")
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import datetime as dt, psycopg\n"
+        "from astute_xero.operations import retention\n"
+        f"with psycopg.connect({database_url!r}, autocommit=True) as conn:\n"
+        f"    retention.archive_api_log(conn, dt.date(2026, 6, 1), {str(directory)!r})\n")])
+    try:
+        deadline = time.monotonic() + 120
+        while not (stalled := state.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'"
+        ).fetchall()):
+            assert worker.poll() is None and time.monotonic() < deadline, "the archive never reached its DELETE"
+            time.sleep(0.2)
+    finally:
+        worker.kill()
+        worker.wait()
+    # The dead worker's connection is dropped (as PostgreSQL does once it notices): its transaction rolls back.
+    for (pid,) in stalled:
+        state.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    while state.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+                        "AND datname = current_database()").fetchone()[0]:
+        time.sleep(0.1)
+    state.execute("DROP TRIGGER stall_archive_delete ON xero_sync.api_log")
+    assert api_log_ids(state) == old + [later], "nothing is lost: the rows are still in api_log"
+    assert len(list(directory.iterdir())) == 1, "the killed worker's archive was written"
+
+    result = retention.archive_api_log(state, dt.date(2026, 6, 1), str(directory))
+
+    assert result.rows == 5 and api_log_ids(state) == [later]
+    location = ObjectStoragePath(f"file://{directory}")
+    assert [int(row[0]) for row in archived_rows(location)] == old, "each archived row in exactly one archive"
 
 
 def test_the_tasks_fail_without_retry_on_bad_input(state, database_url, monkeypatch, tmp_path):
