@@ -324,3 +324,43 @@ def test_waiting_for_the_chains_row_lock_is_bounded(chain, xero, db, database_ur
     assert "xero_default" in message and "lock" in message and "0.3" in message
     assert token_calls(xero) and len(token_calls(xero)) == 1  # nothing was refreshed meanwhile
     assert store.access_token(force_refresh=True, rejected=token.value).value != token.value
+
+
+def test_the_chains_row_lock_dies_with_a_holder_that_stopped_mid_refresh(chain, xero, db, database_url):
+    """A worker stops while it refreshes (killed, its host gone): its session sits idle in the transaction that
+    holds the chain's row lock, and its TCP connection may stay open for hours. The server ends that session
+    once it has been idle longer than a refresh can take, and the lock goes with it: the next worker refreshes."""
+    import threading
+
+    store = chain()
+    token = store.access_token()
+    stopped = threading.Event()
+    frozen = threading.Event()
+
+    def frozen_refresh(*args, **kwargs):
+        frozen.set()
+        stopped.wait(60)  # the holder never comes back
+        raise RuntimeError("gone")
+
+    settings = store._settings
+    dead = TokenStore(lambda: psycopg.connect(database_url, autocommit=True), settings, frozen_refresh,
+                      holder_timeout_s=1.0)
+    holder = threading.Thread(target=lambda: _quietly(dead.access_token, force_refresh=True, rejected=token.value))
+    holder.start()
+    try:
+        assert frozen.wait(10), "the holder took the lock and called Xero's token endpoint"
+        started = time.monotonic()
+        fresh = store.access_token(force_refresh=True, rejected=token.value)
+        elapsed = time.monotonic() - started
+    finally:
+        stopped.set()
+        holder.join(10)
+    assert fresh.value != token.value
+    assert 0.5 <= elapsed < 10, f"the lock came back after {elapsed:.1f} s"
+
+
+def _quietly(call, **kwargs):
+    try:
+        call(**kwargs)
+    except Exception:  # noqa: BLE001 - the frozen holder's end is not under test
+        pass

@@ -43,6 +43,9 @@ TOKEN_TIMEOUT_S: tuple[float, float] = (10, 30)
 # How long a worker waits for the chain's row lock, which another worker holds while it refreshes (at most
 # TOKEN_TIMEOUT_S, connect + read). Past this, the task fails and its retry tries again.
 TOKEN_LOCK_WAIT_S: float = 90
+# A holder of that lock idle in its transaction for longer than its refresh call can take has stopped: the
+# server ends its session, and the lock with it (well within TOKEN_LOCK_WAIT_S).
+TOKEN_LOCK_HOLDER_TIMEOUT_S: float = sum(TOKEN_TIMEOUT_S) + 15
 # A stored token sealed with Airflow's Fernet key starts with this; one without it was written in plaintext.
 SEALED_PREFIX = "fernet:"
 
@@ -209,10 +212,14 @@ class TokenStore:
         refresh: RefreshCall,
         *,
         cipher: TokenCipher | None = None,
+        holder_timeout_s: float = TOKEN_LOCK_HOLDER_TIMEOUT_S,
     ):
+        """`holder_timeout_s`: how long a holder of the chain's lock may sit idle in its transaction (its refresh
+        call) before the server ends its session."""
         self._connect = connect
         self._settings = settings
         self._refresh = refresh
+        self._holder_timeout_s = holder_timeout_s
         # Before any token is read or written: without a usable Fernet key, fail here, saying how to set one.
         self._cipher = cipher or TokenCipher.from_airflow()
         mask_tokens(settings.seed_refresh_token, settings.client_secret)
@@ -268,8 +275,10 @@ class TokenStore:
         settings = self._settings
         seed = settings.chain_fingerprint
         with conn.transaction():
-            lock_timeout = f"{max(1, round(TOKEN_LOCK_WAIT_S * 1000))}ms"
-            conn.execute(load_sql("token_lock_timeout"), {"lock_timeout": lock_timeout})
+            conn.execute(load_sql("token_lock_timeout"), {
+                "lock_timeout": f"{max(1, round(TOKEN_LOCK_WAIT_S * 1000))}ms",
+                "holder_timeout": f"{max(1, round(self._holder_timeout_s * 1000))}ms",
+            })
             conn.execute(
                 load_sql("token_seed"),
                 {
