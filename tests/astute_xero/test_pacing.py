@@ -174,3 +174,20 @@ def test_a_slot_whose_holder_died_comes_back_within_the_calls_bound(pacer_for):
         pass
     assert 0.8 <= time.monotonic() - started < 5
     assert not dead._db.closed and stuck
+
+
+def test_a_budget_row_locked_by_a_worker_that_stopped_inside_its_transaction_comes_back(pacer_for):
+    """A worker stops between locking an organisation's budget row and committing (killed, its host gone): every
+    other worker of that organisation would wait on the row until TCP keepalive noticed. The server ends the
+    stopped worker's session instead, and the budget is usable again within seconds."""
+    stopped = pacer_for()
+    with stopped.call("org-frozen"):  # the row exists
+        pass
+    transaction = stopped._db.transaction()
+    transaction.__enter__()
+    stopped._lock("org-frozen")  # and the worker never comes back
+    waiter = pacer_for()
+    started = time.monotonic()
+    with waiter.call("org-frozen"):
+        pass
+    assert 5 < time.monotonic() - started < 15, "the stopped worker's session was ended by the server (10 s idle)"

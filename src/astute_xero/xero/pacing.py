@@ -362,6 +362,9 @@ class Pacer:
         self._update(row, budget, **changes)
 
     def _lock(self, row: str) -> dict[str, Any]:
+        """The row's budget, locked until the caller's transaction ends (or, if this worker stops inside it, until
+        the server ends its session: transaction_dies_with_holder)."""
+        self._db.execute(load_sql("transaction_dies_with_holder"))
         self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": row})
         values = self._db.execute(load_sql("rate_budget_lock"), {"tenant_id": row}).fetchone()
         names = ("window_started_at", "calls", "blocked_until", "day_started_at", "day_calls", "day_blocked_until", "now")
