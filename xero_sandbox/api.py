@@ -10,6 +10,7 @@ import email.utils
 import html
 import logging
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -665,29 +666,41 @@ class SandboxApi:
                       "itemCount": len(items)}
         return items[start:start + size], pagination
 
-    @staticmethod
-    def modified_since_ms(raw: str | None) -> int | None:
-        """The If-Modified-Since header as a UTC instant in whole milliseconds: ISO 8601 (what
-        xero-python sends, ``datetime.isoformat()``; without a zone it is UTC, as Xero reads it) or an
-        HTTP date (``Wed, 01 Jul 2026 10:00:00 GMT``). None when absent or unreadable (then ignored)."""
+    # Xero documents If-Modified-Since as "a UTC timestamp (yyyy-mm-ddThh:mm:ss) ... e.g. 2009-11-12T00:00:00",
+    # returning what changed since it "accurate to the second". It documents no error for any other form, and
+    # its own SDKs send other forms (xero-python writes isoformat(), the spec's example is
+    # 2020-02-06T12:17:43.202-08:00), so Xero does not refuse them with a 400: the sandbox reads every value the
+    # way the documentation defines it, the date and time as UTC, to the second, and ignores a fraction and an
+    # offset (also Z, which says UTC anyway). A local time sent with its offset is then read hours off, as it
+    # would be by a server that takes the documented form at its word. An HTTP-date (RFC 9110's form for this
+    # header, always GMT) says its zone in the only way it can, and is read as it says.
+    _XERO_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})")
+
+    @classmethod
+    def modified_since_ms(cls, raw: str | None) -> int | None:
+        """The If-Modified-Since header as a UTC instant (a whole second, in milliseconds): Xero's
+        yyyy-mm-ddThh:mm:ss read as UTC (a fraction or an offset after it ignored), or an HTTP date
+        (``Wed, 01 Jul 2026 10:00:00 GMT``). None when absent or unreadable (then ignored)."""
         if not raw or not raw.strip():
             return None
         text = raw.strip()
+        documented = cls._XERO_TIMESTAMP.match(text)
         try:
-            since = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            try:
+            if documented:
+                since = dt.datetime(*(int(part) for part in documented.groups()), tzinfo=dt.timezone.utc)
+            else:
                 since = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
-                return None
-        if since.tzinfo is None:
+        except (TypeError, ValueError, IndexError):
+            return None
+        if since.tzinfo is None:  # an HTTP date with -0000: GMT
             since = since.replace(tzinfo=dt.timezone.utc)
+        since = since.replace(microsecond=0)
         return (since - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(milliseconds=1)
 
     @classmethod
     def _modified_since(cls, req: ApiRequest, items: list[Any], updated: Callable[[Any], float]) -> list[Any]:
         """Records whose UpdatedDateUTC, as the wire shows it (whole ms), is at or after the header's
-        instant: "created or modified since", inclusive, as the sandbox has always compared."""
+        second: "created or modified since", inclusive, accurate to the second as Xero documents."""
         since_ms = cls.modified_since_ms(req.headers.get("if-modified-since"))
         if since_ms is None:
             return items

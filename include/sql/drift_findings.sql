@@ -64,17 +64,19 @@ WHERE l.status NOT IN ('VOIDED', 'DELETED') AND l.xero_contact_id IS DISTINCT FR
 UNION ALL
 SELECT l.kind, NULL, l.xero_id, l.number, 'unknown_to_astute',
        l.label || ' (' || l.status || ', ' || coalesce(l.contact_name, '?') || ', ' || coalesce(l.total::text, '?')
-       || ') was created in Xero by this app, and Astute records no document as exported to it.',
-       'It may be a duplicate (an export whose result was never recorded) or another system using the same Xero '
-       || 'app. Check it in Xero against Astute; void it there if it is a duplicate.'
+       || ') carries an Astute invoice''s link in Xero, and Astute records no document as exported to it.',
+       'It may be a duplicate (an export whose result was never recorded), or come from another Astute system '
+       || 'whose links look like ours (ASTUTE_INVOICE_URL). Check it in Xero against the Astute invoice its link '
+       || 'names; void it there if it is a duplicate.'
 FROM labelled l
 WHERE l.astute_id IS NULL AND l.kind = 'invoice' AND l.status NOT IN ('VOIDED', 'DELETED')
 UNION ALL
 SELECT 'invoice', e.invoice_id, e.xero_invoice_id, i.invoice_number, 'missing_in_xero',
        'Invoice ' || coalesce(i.invoice_number, '(no number)') || ' (astute.invoice id ' || e.invoice_id
        || ') is recorded as exported (Xero id ' || e.xero_invoice_id || ') but Xero no longer holds it.',
-       'Check the organisation in Xero (was it restored from a backup?). If the invoice must be there, reset it for '
-       || 'export (xero_reset_for_export) so the next run sends it again.'
+       'Look for it in Xero (by its number, or its Go to Astute link) and check the organisation (was it restored '
+       || 'from a backup?). If the invoice must be there and is not, reset it for export (xero_reset_for_export) so '
+       || 'the next run sends it again.'
 FROM xero_sync.invoice_export e
 JOIN astute.invoice i ON i.id = e.invoice_id
 WHERE %(full)s AND e.tenant_id = %(tenant_id)s AND e.status = 'exported'

@@ -1,13 +1,15 @@
--- One page read from Xero into xero_document: matched to Astute's documents by Xero's id; credit notes only
--- when Astute exported them (GET /CreditNotes cannot ask for this app's own). A row that did not change is not
--- written; every row read is noted in xero_seen (what drift checks, and what a full read did not find).
+-- One page read from Xero into xero_document: matched to Astute's documents by Xero's id. Kept: what Astute
+-- exported, and invoices carrying an Astute invoice's link as their Url (ours whichever Xero app sent them; one
+-- Astute does not know is drift); the rest (keyed in by hand, other systems') goes no further. A row that did
+-- not change is not written; every row kept is noted in xero_seen (what drift checks, and what a full read did
+-- not find).
 WITH page AS (
     SELECT p.*, coalesce(ie.invoice_id, ce.credit_note_id) AS astute_id
     FROM xero_page p
     LEFT JOIN xero_sync.invoice_export ie ON p.kind = 'invoice' AND ie.xero_invoice_id = p.xero_id
     LEFT JOIN xero_sync.credit_note_export ce ON p.kind = 'credit_note' AND ce.xero_credit_note_id = p.xero_id
 ), kept AS (
-    SELECT * FROM page WHERE kind = 'invoice' OR astute_id IS NOT NULL
+    SELECT * FROM page WHERE astute_id IS NOT NULL OR (kind = 'invoice' AND carries_astute_url)
 ), seen AS (
     INSERT INTO xero_seen (kind, xero_id) SELECT kind, xero_id FROM kept ON CONFLICT DO NOTHING
 )

@@ -257,3 +257,86 @@ def test_finding_7_tracking_is_checked_against_the_organisations_categories_neve
     assert "tracking category 'Region' but no option" in issues[no_option]
     assert "no active option 'East'" in issues[unknown] and "North, South" in issues[unknown]
     assert sum(1 for r in backend.requests if r.path.endswith("/TrackingCategories")) == 1, "read once per run"
+
+
+# ---------------------------------------------------------------- issue 19
+def custom_connection(pipeline, database_url: str, client_id: str = "custom-connection") -> XeroClient:
+    """The organisation moved to another Xero app (a new client id): here a Custom Connection to it."""
+    from astute_xero.xero.pacing import Pacer
+    from astute_xero.xero.tokens import CLIENT_CREDENTIALS, TokenStore, XeroConnectionSettings, obtain_with_sdk
+    from devtools.xero_setup import SANDBOX_TIMEOUTS
+
+    pipeline.xero.backend.identity.register_app(client_id, client_id + "-secret", custom_tenant_id=TENANT,
+                                                created=dt.date(2026, 6, 1))
+    settings = XeroConnectionSettings("xero_default", client_id, client_id + "-secret", grant_type=CLIENT_CREDENTIALS,
+                                      api_url=pipeline.xero.url, identity_url=pipeline.xero.url)
+
+    def connect():
+        import psycopg
+
+        return psycopg.connect(database_url, autocommit=True)
+
+    return XeroClient(settings, TokenStore(connect, settings, obtain_with_sdk), Pacer(connect), **SANDBOX_TIMEOUTS)
+
+
+def test_issue_19_finding_3_after_a_change_of_xero_app_what_the_old_app_sent_is_found_not_sent_again(
+        pipeline, database_url):
+    ids = unnumbered(pipeline, 2)
+    (key,) = pipeline.plan()
+    backend = pipeline.xero.backend
+    backend.faults.drop_after_commit_next(1)  # the old app's call: Xero created both, the answer was lost
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, pipeline.client, key)
+    assert len(in_xero(pipeline)) == 2
+    backend.advance(3600)  # long after Xero forgot the Idempotency-Key
+    shift_attempts_back(pipeline, 1)
+    new_app = custom_connection(pipeline, database_url)
+    try:
+        result = export_chunk(pipeline.db, new_app, key)
+    finally:
+        new_app.close()
+    assert (result.reconciled, result.exported) == (2, 0)
+    assert {r.client_id for r in backend.requests if r.method == "GET" and r.path.endswith("/Invoices")} == {
+        "custom-connection"}, "the lookup was made by the new app"
+    assert_exactly_once(pipeline, ids)
+
+
+def test_issue_19_finding_4_in_a_sydney_session_a_timed_out_unnumbered_invoice_is_found_not_sent_again(pipeline):
+    # Every session of a database whose timezone is Australia/Sydney reads timestamptz as Sydney time.
+    pipeline.db.execute("SET timezone = 'Australia/Sydney'")
+    ids = unnumbered(pipeline, 1)
+    (key,) = pipeline.plan()
+    client = XeroClient(pipeline.client._settings, pipeline.client._tokens, pipeline.client._pacer,
+                        read_timeout_s=1, late_commit_margin_s=2)
+    pipeline.xero.backend.faults.commit_late_next(2.5)  # Xero commits after our client has given up
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, client, key)
+    (claimed,) = pipeline.db.execute("SELECT first_claimed_at FROM xero_sync.invoice_export").fetchone()
+    assert claimed.utcoffset() >= dt.timedelta(hours=10), "the claim is read back in Sydney time"
+
+    result = export_chunk(pipeline.db, client, key)
+    assert (result.exported, result.reconciled) == (0, 1)
+    assert_exactly_once(pipeline, ids)
+
+
+def test_issue_19_finding_4_in_a_sydney_session_the_incremental_read_back_sees_a_payment(pipeline):
+    from astute_xero.readback.status_sync import sync_organisation
+
+    pipeline.db.execute("SET timezone = 'Australia/Sydney'")
+    customer = pipeline.data.customer("Harbour Constructions")
+    invoice = pipeline.data.invoice(pipeline.entity, customer, number="SYD-1")
+    pipeline.data.flush()
+    pipeline.run()
+    sync_organisation(pipeline.db, pipeline.client, TENANT, full=True)
+    (since,) = pipeline.db.execute("SELECT modified_since FROM xero_sync.status_sync").fetchone()
+    assert since.utcoffset() >= dt.timedelta(hours=10), "where the read stands is read back in Sydney time"
+
+    backend = pipeline.xero.backend
+    backend.advance(60)
+    (xero_id,) = pipeline.db.execute("SELECT xero_invoice_id::text FROM xero_sync.invoice_export").fetchone()
+    backend.record_payment(TENANT, xero_id, "5.00", dt.date(2026, 7, 1))
+    outcome = sync_organisation(pipeline.db, pipeline.client, TENANT)
+    assert not outcome.full and outcome.documents_changed == 1
+    (paid,) = pipeline.db.execute("SELECT amount_paid FROM xero_sync.xero_document WHERE astute_id = %s",
+                                  (invoice,)).fetchone()
+    assert paid == Decimal("5.00")

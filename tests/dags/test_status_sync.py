@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
+import time
 from decimal import Decimal as D
 
 import pytest
@@ -94,9 +96,10 @@ def test_payments_in_xero_are_read_back_full_part_and_on_a_credit_noted_invoice(
                                         "fully_paid_on": dt.date(2026, 7, 3), "last_payment_date": dt.date(2026, 7, 3)}
     assert payment(world, overdue)["state"] == "overdue" and payment(world, future)["state"] == "awaiting payment"
     # Incremental: one page of invoices and one of credit notes (the organisation has ours), with what changed
-    # since the newest change read before (which If-Modified-Since, to the second, may give again).
+    # since the newest change read before (If-Modified-Since is to the second: that second's documents, here
+    # perhaps all five exported in it, come again).
     (invoices_call, credit_notes_call) = sync_calls(world)[calls_before:]
-    assert invoices_call[:2] == ("GET", "Invoices") and 3 <= invoices_call[2] <= 4
+    assert invoices_call[:2] == ("GET", "Invoices") and 3 <= invoices_call[2] <= 5
     assert credit_notes_call[:2] == ("GET", "CreditNotes") and credit_notes_call[2] <= 1
     (state, invoices, paid, part_paid) = world.db.execute(
         "SELECT payment_state, invoices, paid, part_paid FROM xero_sync.pay_run_payment WHERE pay_run_id = %s",
@@ -134,8 +137,9 @@ def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_o
         {"Description": "Edited in Xero", "Quantity": 1, "UnitAmount": 35, "AccountCode": "200", "TaxType": "OUTPUT"}])
     contacts = {c["Name"]: c["ContactID"] for c in backend.contacts(AU_TENANT)}
     backend.merge_contacts(AU_TENANT, contacts["Merged Away Ltd"], contacts["Drift Pty Ltd"])
-    # Created in Xero by this app, but unknown to Astute (say, an export whose write-back was lost).
+    # In Xero with an Astute invoice's link, but unknown to Astute (say, an export whose write-back was lost).
     from astute_xero.hooks import XeroHook
+    from astute_xero.export.chunk_export import invoice_url_template
     from astute_xero.export.documents import INVOICE
     from xero_python.accounting import Contact, Invoice, LineItem
 
@@ -144,10 +148,13 @@ def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_o
         client.create_documents(INVOICE, AU_TENANT, [Invoice(
             type="ACCREC", contact=Contact(contact_id=contacts["Drift Pty Ltd"]), date=dt.date(2026, 6, 1),
             due_date=dt.date(2026, 6, 15), status="AUTHORISED", invoice_number="DR-STRAY",
+            url=invoice_url_template().format(invoice_id=fine),
             line_items=[LineItem(description="Stray", quantity=1, unit_amount=5, account_code="200")])],
             idempotency_key="stray-1")
     finally:
         client.close()
+    # Keyed in by hand in Xero: not ours, never recorded, never drift.
+    backend.seed_invoice(AU_TENANT, contacts["Drift Pty Ltd"], "HAND-1", amount="7.00", date=dt.date(2026, 6, 1))
 
     sync(world)  # incremental: it sees what changed, not what is gone
     expected = [("invoice", voided, "voided_in_xero"), ("invoice", edited, "total_differs"),
@@ -167,6 +174,7 @@ def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_o
     assert "belongs to Contact Drift Pty Ltd" in details["contact_changed"]
     assert "xero_remove_contact_link" in details["contact_changed"]
     assert "Invoice DR-STRAY" in details["unknown_to_astute"]
+    assert "HAND-1" not in {row[0] for row in world.db.execute("SELECT number FROM xero_sync.xero_document")}
     assert "Invoice DR-GONE" in details["missing_in_xero"] and "xero_reset_for_export" in details["missing_in_xero"]
     assert fine not in {astute_id for _, astute_id, _ in open_drift(world)}
 
@@ -195,7 +203,12 @@ def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_o
 def test_a_second_sync_with_nothing_changed_makes_one_call_and_changes_nothing(world):
     entity = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
     customer = world.data.customer("Quiet Pty Ltd")
-    for n in range(30):
+    for n in range(20):
+        world.data.invoice(entity, customer, number=f"Q-{n:03d}", lines=one_line("10"))
+    world.data.flush()
+    assert world.run()[0]
+    world.xero.backend.advance(2)  # the last ten are exported seconds later
+    for n in range(20, 30):
         world.data.invoice(entity, customer, number=f"Q-{n:03d}", lines=one_line("10"))
     world.data.flush()
     assert world.run()[0]
@@ -208,7 +221,7 @@ def test_a_second_sync_with_nothing_changed_makes_one_call_and_changes_nothing(w
     (call,) = sync_calls(world)[calls_before:]
     # Not a full read: at most the documents of the newest change's second again (If-Modified-Since is to the
     # second), which change nothing.
-    assert call[:2] == ("GET", "Invoices") and call[2] < 30
+    assert call[:2] == ("GET", "Invoices") and call[2] <= 10
     assert world.db.execute("SELECT * FROM xero_sync.xero_document ORDER BY xero_id").fetchall() == snapshot
     assert open_drift(world) == []
 
@@ -258,3 +271,78 @@ def test_the_syncs_calls_never_push_an_organisation_past_its_budget_while_an_exp
     assert min(r.started for r in pages) < max(r.started for r in chunks), "they ran side by side"
     # Every call of both was admitted within the minute's 8 (the sandbox counts): none was refused, none lost.
     assert backend.call_stats(AU_TENANT).admitted == len(calls)
+
+
+def move_to_a_custom_connection(world, monkeypatch, client_id: str = "custom-au") -> None:
+    """The organisation moves to another Xero app (a new client id: here a Custom Connection, as for the 2026
+    pricing or granular scopes) and the old app is disconnected from it."""
+    world.xero.backend.identity.register_app(client_id, client_id + "-secret", custom_tenant_id=AU_TENANT,
+                                             created=dt.date(2026, 6, 1))
+    connection = json.loads(os.environ["AIRFLOW_CONN_XERO_DEFAULT"])
+    extra = {key: value for key, value in connection["extra"].items() if key != "refresh_token"}
+    monkeypatch.setenv("AIRFLOW_CONN_XERO_DEFAULT", json.dumps({
+        "conn_type": "xero", "login": client_id, "password": client_id + "-secret",
+        "extra": {**extra, "grant_type": "client_credentials"}}))
+    world.xero.backend.disconnect(world.app.client_id, AU_TENANT)
+
+
+def test_after_a_change_of_xero_app_nothing_is_flagged_missing_and_nothing_is_sent_twice(world, export_dag,
+                                                                                         monkeypatch):
+    """Issue 19, finding 3: our documents are known by their identity in Xero (Xero id, Url, number), not by
+    which app created them (createdByMyApp answers per client id)."""
+    backend = world.xero.backend
+    entity = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
+    customer = world.data.customer("New App Pty Ltd")
+    numbered = world.data.invoice(entity, customer, number="APP-1", lines=one_line("100"))
+    unnumbered = world.data.invoice(entity, customer, number=None, lines=one_line("200"))
+    world.data.credit_note(entity, customer, invoice_id=numbered, number="APP-CN", lines=one_line("10"))
+    world.data.flush()
+    assert world.run()[0]  # the old app
+    sync(world)
+    contact = next(c["ContactID"] for c in backend.contacts(AU_TENANT) if c["Name"] == "New App Pty Ltd")
+    backend.seed_invoice(AU_TENANT, contact, "HAND-9", amount="9.00", date=dt.date(2026, 6, 1))  # keyed in by hand
+
+    # An unnumbered invoice whose call, from the old app, timed out: Xero committed it after our client gave up.
+    late = world.data.invoice(entity, customer, number=None, invoice_date=dt.date(2026, 6, 2), lines=one_line("300"))
+    world.data.flush()
+    saved = {task.task_id: task.retries for task in export_dag.tasks}
+    for task in export_dag.tasks:
+        task.retries = 0
+    backend.faults.commit_late_next(10.5)  # after the connection's read timeout (10 s), within its margin (1 s)
+    try:
+        first_ok, _ = world.run()
+    finally:
+        for task in export_dag.tasks:
+            task.retries = saved[task.task_id]
+    assert not first_ok and world.export_status()[late] == "sending"
+    deadline = time.monotonic() + 30
+    while len([x for x in world.xero_invoices() if x["Type"] == "ACCREC"]) < 4:
+        assert time.monotonic() < deadline, "the late commit never landed"
+        time.sleep(0.2)
+    backend.advance(3600)  # an hour later: Xero has forgotten the Idempotency-Key
+    world.db.execute("UPDATE xero_sync.invoice_export SET last_sent_at = last_sent_at - interval '1 hour', "
+                     "first_claimed_at = first_claimed_at - interval '1 hour' WHERE invoice_id = %s", (late,))
+
+    move_to_a_custom_connection(world, monkeypatch)
+    seen = len(backend.requests)
+    assert world.run()[0], "the new app's run finds the old app's invoice"
+    assert world.export_status() == {numbered: "exported", unnumbered: "exported", late: "exported"}
+    assert [r for r in backend.requests[seen:] if r.method == "PUT" and r.path.endswith("/Invoices")] == []
+    sync(world, billing_entity_ids=[entity], full_reconciliation=True)  # read by the new app
+
+    assert open_drift(world) == [], "nothing missing, nothing unknown"
+    ours = [x for x in world.xero_invoices() if x["Type"] == "ACCREC" and x["InvoiceNumber"] != "HAND-9"]
+    linked = {row[0] for row in world.db.execute("SELECT xero_invoice_id::text FROM xero_sync.invoice_export")}
+    assert len(ours) == 3 and {x["InvoiceID"] for x in ours} == linked, "each Astute invoice in Xero once"
+    assert len(backend.credit_notes(AU_TENANT)) == 1
+    read = dict(world.db.execute("SELECT kind || ':' || xero_id, astute_id FROM xero_sync.xero_document "
+                                 "WHERE missing_since IS NULL"))
+    (credit_note, credit_note_xero_id) = world.db.execute(
+        "SELECT credit_note_id, xero_credit_note_id FROM xero_sync.credit_note_export").fetchone()
+    assert read == {**{f"invoice:{xero_id(world, 'invoice', i)}": i for i in (numbered, unnumbered, late)},
+                    f"credit_note:{credit_note_xero_id}": credit_note}, "ours, and nothing keyed in by hand"
+    # The new app's incremental read sees what happens to what the old app sent.
+    backend.record_payment(AU_TENANT, xero_id(world, "invoice", unnumbered), "220.00", dt.date(2026, 7, 1))
+    sync(world)
+    assert payment(world, unnumbered)["state"] == "paid"
+    assert {r.client_id for r in backend.requests[seen:] if r.path.startswith("/api.xro/")} == {"custom-au"}

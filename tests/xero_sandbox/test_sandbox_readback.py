@@ -341,19 +341,61 @@ def test_if_modified_since_returns_only_what_changed(xero: Xero, customer: str) 
     assert xero.accounting.get_credit_notes(t, if_modified_since=since).credit_notes == []
 
 
-def test_if_modified_since_is_inclusive_to_the_millisecond(xero: Xero, customer: str) -> None:
+def test_if_modified_since_is_a_utc_timestamp_inclusive_to_the_second(xero: Xero, customer: str) -> None:
+    """Xero documents If-Modified-Since as "a UTC timestamp (yyyy-mm-ddThh:mm:ss)", "accurate to the second"."""
     (invoice_id,) = _create_invoices(xero, customer, ("RB-50", "100", "AUTHORISED"))
     status, body = _get(xero, f"/api.xro/2.0/Invoices/{invoice_id}")
-    updated_ms = _ms(body["Invoices"][0]["UpdatedDateUTC"])
+    updated = dt.datetime.fromtimestamp(_ms(body["Invoices"][0]["UpdatedDateUTC"]) / 1000, dt.timezone.utc)
+    its_second = updated.replace(microsecond=0)
 
-    def iso(ms: int) -> str:
-        return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds")
+    def since(header: str) -> list[str]:
+        return [i["InvoiceID"] for i in _get(xero, "/api.xro/2.0/Invoices", since=header)[1]["Invoices"]]
 
-    assert [i["InvoiceID"] for i in _get(xero, "/api.xro/2.0/Invoices", since=iso(updated_ms))[1]["Invoices"]] == [
-        invoice_id]
-    assert _get(xero, "/api.xro/2.0/Invoices", since=iso(updated_ms + 1))[1]["Invoices"] == []
+    assert since(its_second.strftime("%Y-%m-%dT%H:%M:%S")) == [invoice_id]
+    assert since((its_second + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")) == []
+    # A fraction is below Xero's precision: the same second, whatever the fraction says.
+    assert since(its_second.strftime("%Y-%m-%dT%H:%M:%S") + ".999") == [invoice_id]
+    # An HTTP date (always GMT) is read as it says.
+    assert since(its_second.strftime("%a, %d %b %Y %H:%M:%S GMT")) == [invoice_id]
     # An unreadable header is ignored, as before: everything comes back.
-    assert len(_get(xero, "/api.xro/2.0/Invoices", since="not a date")[1]["Invoices"]) == 1
+    assert since("not a date") == [invoice_id]
+
+
+def test_if_modified_since_with_an_offset_is_read_as_utc_as_xero_documents_it(xero: Xero, customer: str) -> None:
+    """The timestamp is UTC by Xero's definition: an offset is not applied, so a local time (what isoformat()
+    of a timestamptz read in a Sydney session gives, 2026-12-06T21:58:12.472595+11:00) is read eleven hours
+    late, and what changed in between is not returned. Sent as Xero documents it, it is found."""
+    from astute_xero.xero.client import xero_utc_timestamp
+    from zoneinfo import ZoneInfo
+
+    t = xero.tenant_id
+    before = _now(xero) - dt.timedelta(minutes=10)
+    (invoice_id,) = _create_invoices(xero, customer, ("RB-51", "100", "AUTHORISED"))
+    sydney = before.astimezone(ZoneInfo("Australia/Sydney"))
+    assert sydney.isoformat()[-6:] in ("+10:00", "+11:00") and sydney.microsecond
+
+    status, body = _get(xero, "/api.xro/2.0/Invoices", since=sydney.isoformat())
+    assert status == 200 and body["Invoices"] == [], "the local time is read as UTC: hours after the change"
+    assert xero.accounting.get_invoices(t, if_modified_since=sydney).invoices == [], "xero-python sends isoformat()"
+    # The same instant in Xero's documented form, through xero-python: found.
+    documented = xero_utc_timestamp(sydney)
+    assert documented.isoformat() == before.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert [i.invoice_id for i in xero.accounting.get_invoices(t, if_modified_since=documented).invoices] == [
+        invoice_id]
+    # UTC written with an offset of zero, or Z, is the same instant either way.
+    assert [i["InvoiceID"] for i in _get(xero, "/api.xro/2.0/Invoices",
+                                         since=before.isoformat())[1]["Invoices"]] == [invoice_id]
+
+
+def test_xero_utc_timestamp_floors_to_the_second_and_refuses_a_naive_time() -> None:
+    from astute_xero.xero.client import xero_utc_timestamp
+    from zoneinfo import ZoneInfo
+
+    moment = dt.datetime(2026, 12, 6, 21, 58, 12, 999999, tzinfo=ZoneInfo("Australia/Sydney"))
+    assert xero_utc_timestamp(moment) == dt.datetime(2026, 12, 6, 10, 58, 12)
+    assert xero_utc_timestamp(moment).isoformat() == "2026-12-06T10:58:12"
+    with pytest.raises(ValueError, match="naive"):
+        xero_utc_timestamp(dt.datetime(2026, 12, 6, 21, 58, 12))
 
 
 # ---------------------------------------------------------------- paging
@@ -428,6 +470,18 @@ def test_created_by_my_app_leaves_out_hand_keyed_and_other_apps_documents(xero: 
     assert everything == {*mine, by_hand, theirs}
     status, body = _get(xero, "/api.xro/2.0/Invoices?createdByMyApp=true", token=other)
     assert [i["InvoiceID"] for i in body["Invoices"]] == [theirs]
+    # A Custom Connection to the same organisation is another client id: it created none of them, and
+    # without createdByMyApp it reads them all.
+    backend.identity.register_app("custom-conn", "custom-conn-secret", custom_tenant_id=t)
+    response = urllib3.PoolManager(retries=False).request(
+        "POST", xero.sandbox.url + "/connect/token", encode_multipart=False, fields={
+            "grant_type": "client_credentials", "client_id": "custom-conn", "client_secret": "custom-conn-secret"})
+    assert response.status == 200
+    custom = json.loads(response.data)["access_token"]
+    status, body = _get(xero, "/api.xro/2.0/Invoices?createdByMyApp=true", token=custom)
+    assert status == 200 and body["Invoices"] == []
+    status, body = _get(xero, "/api.xro/2.0/Invoices", token=custom)
+    assert {i["InvoiceID"] for i in body["Invoices"]} == everything
 
     # An update by another app does not make the document its own; a payment keeps it ours.
     status, body = raw_call(xero, "POST", f"/api.xro/2.0/Invoices/{mine[0]}",

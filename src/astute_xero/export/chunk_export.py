@@ -396,8 +396,8 @@ def _reconcile(
     """Look for these documents in Xero (an earlier call may have created them); adopt what is ours.
 
     Numbered documents are looked up by number (every type comes back: see reconciliation.judge);
-    unnumbered ones among what Xero has for their Contacts since their first claim (invoices: created
-    by this app). Adopted documents are recorded as exported, with the api_log rows of the lookups.
+    unnumbered ones among what Xero has for their Contacts since their first claim (whichever Xero app
+    made them). Adopted documents are recorded as exported, with the api_log rows of the lookups.
     """
     if not attempted:
         return {}

@@ -16,6 +16,8 @@ A numbered document whose number Xero already gives to another of our type's doc
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xero_python.accounting import CreditNote, Invoice
@@ -71,6 +73,16 @@ def is_our_copy(document: AstuteDocument, prior: PriorAttempt, element: Invoice 
     if document.number:
         return same_number(xero_number(element), document.number)
     return same_content(document, element)
+
+
+def astute_url_matcher(template: str) -> Callable[[str | None], bool]:
+    """Whether a Xero invoice's Url is the link of an Astute invoice made from `template` (ASTUTE_INVOICE_URL,
+    {invoice_id} in it): our invoices' identity in Xero, whichever Xero app sent them. Not createdByMyApp,
+    which Xero answers per client id: after the organisation moves to another app it forgets every invoice
+    the old one sent."""
+    prefix, _, suffix = template.partition("{invoice_id}")
+    pattern = re.compile(re.escape(prefix) + "[0-9]+" + re.escape(suffix))
+    return lambda url: bool(url) and pattern.fullmatch(url) is not None
 
 
 def is_history_copy(element: Invoice) -> bool:

@@ -6,8 +6,12 @@ budget (shared with the export: the same pacer). Each page goes to xero_sync.xer
 one set-based upsert, so a million documents stream through without being held. A full reconciliation reads
 every document instead, and is the only read that can tell that Xero no longer holds one.
 
-Credit notes are read when the organisation has any Astute exported (GET /CreditNotes cannot filter to this
-app's own documents, so an organisation without ours costs no call), and always by a full reconciliation.
+Which documents are ours does not depend on the Xero app that reads them (an organisation may move to a new
+app or a Custom Connection): every sales invoice is read, and kept when Astute exported it (its Xero id is in
+xero_sync) or when it carries an Astute invoice's link as its Url (one unknown to Astute is drift); credit
+notes, which have no Url, when Astute exported them. Invoices keyed in by hand go through the page's scratch
+table and no further. Credit notes are read when the organisation has any Astute exported (an organisation
+without ours costs no call), and always by a full reconciliation.
 
 Drift (xero_sync.drift) is recorded once while it lasts, with what to do, and resolved when a later read finds
 Astute and Xero agreeing again; nothing is ever changed on either side to make them agree.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import count
@@ -24,7 +29,9 @@ from typing import Any
 
 import psycopg
 
+from astute_xero.export.chunk_export import invoice_url_template
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
+from astute_xero.export.reconciliation import astute_url_matcher
 from astute_xero.export.sync_state import record_api_call
 from astute_xero.sql import load_sql
 from astute_xero.xero.client import READ_PAGE_SIZE, XeroClient, enum_value
@@ -44,10 +51,12 @@ class SyncOutcome:
 
 
 def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: str, *, full: bool = False,
-                      found_by: str | None = None) -> SyncOutcome:
+                      found_by: str | None = None, invoice_url: str | None = None) -> SyncOutcome:
     """Read back one organisation (incrementally, or all of it when `full` or never read before), then record
     and resolve drift. Raises what the client raises (the caller decides: stop the organisation, or retry);
-    what was read before that is kept, and the next read starts again from the last success."""
+    what was read before that is kept, and the next read starts again from the last success.
+    `invoice_url`: the template of our invoices' Url in Xero (default: ASTUTE_INVOICE_URL)."""
+    ours = astute_url_matcher(invoice_url or invoice_url_template())
     state = conn.execute(load_sql("status_sync_state"), {"tenant_id": tenant_id}).fetchone()
     since = None if full or state is None else state[0]
     full = since is None
@@ -62,7 +71,7 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
                 calls += 1
                 with conn.transaction():
                     record_api_call(conn, None, call, item_count=len(documents))
-                    changed += _store_page(conn, tenant_id, kind, documents, read_at)
+                    changed += _store_page(conn, tenant_id, kind, documents, read_at, ours)
                 read += len(documents)
                 newest = max([newest, *(_updated(d) for d in documents)], key=lambda t: t or _EPOCH)
                 if len(documents) < READ_PAGE_SIZE:
@@ -97,13 +106,14 @@ def _kinds_to_read(conn: psycopg.Connection, tenant_id: str, full: bool) -> list
 
 
 def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, documents: list[Any],
-                read_at: dt.datetime) -> int:
-    """One page into xero_document (COPY into the session's scratch table, then one upsert): rows changed."""
+                read_at: dt.datetime, ours: Callable[[str | None], bool]) -> int:
+    """One page into xero_document (COPY into the session's scratch table, then one upsert of what is ours):
+    rows changed."""
     if not documents:
         return 0
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
         for document in documents:
-            copy.write_row(_row(kind, document))
+            copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
     return conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).rowcount
 
 

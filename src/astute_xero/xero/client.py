@@ -286,7 +286,11 @@ class XeroClient:
     def documents_since(
         self, kind: DocumentKind, tenant_id: str, contact_ids: Sequence[str], since: dt.datetime
     ) -> tuple[list[Invoice | CreditNote], list[ApiCall]]:
-        """Documents of these Contacts created or changed since `since` (invoices: by this app), every page."""
+        """Documents of these Contacts created or changed since `since`, every page, whichever app or person
+        made them: the caller knows its own by their identity (Url, number, content), never by createdByMyApp,
+        which names the client id that sent a document and so forgets ours when the organisation moves to
+        another app (a Custom Connection, a new app for granular scopes)."""
+        since = xero_utc_timestamp(since)
         found: list[Invoice | CreditNote] = []
         calls: list[ApiCall] = []
         contacts_where = " OR ".join(f'Contact.ContactID==guid("{contact_id}")' for contact_id in contact_ids)
@@ -295,8 +299,8 @@ class XeroClient:
                 result, call = self._invoke(
                     "GET", "Invoices", tenant_id,
                     lambda page=page, **kw: self._accounting.get_invoices(
-                        tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), created_by_my_app=True,
-                        unitdp=4, page=page, page_size=1000, **kw,
+                        tenant_id, if_modified_since=since, contact_i_ds=list(contact_ids), unitdp=4, page=page,
+                        page_size=1000, **kw,
                     ),
                 )
                 batch = list(result.invoices or [])
@@ -318,16 +322,15 @@ class XeroClient:
         self, kind: DocumentKind, tenant_id: str, since: dt.datetime | None, page: int
     ) -> tuple[list[Invoice | CreditNote], ApiCall]:
         """One page (READ_PAGE_SIZE, the most Xero gives) of this kind's sales documents changed since `since`
-        (every one when None), oldest change first: invoices created by this app (createdByMyApp); credit notes
-        of type ACCRECCREDIT (GET /CreditNotes has no createdByMyApp: the caller keeps those it knows)."""
+        (every one when None), oldest change first: every ACCREC invoice or ACCRECCREDIT credit note, whoever
+        made it (not createdByMyApp: see documents_since); the caller keeps those it knows as its own."""
         options: dict[str, Any] = {"unitdp": 4, "page": page, "page_size": READ_PAGE_SIZE, "order": "UpdatedDateUTC ASC"}
         if since is not None:
-            options["if_modified_since"] = since
+            options["if_modified_since"] = xero_utc_timestamp(since)
         if kind is INVOICE:
             result, call = self._invoke(
                 "GET", "Invoices", tenant_id,
-                lambda **kw: self._accounting.get_invoices(tenant_id, where='Type=="ACCREC"', created_by_my_app=True,
-                                                           **options, **kw),
+                lambda **kw: self._accounting.get_invoices(tenant_id, where='Type=="ACCREC"', **options, **kw),
             )
             return list(result.invoices or []), call
         result, call = self._invoke(
@@ -617,6 +620,18 @@ class XeroClient:
         outcome_known = call.http_status is not None and not unsettled and (
             call.http_status < 500 or call.method == "GET")
         return XeroCallError(call.error, call, outcome_known=outcome_known)
+
+
+def xero_utc_timestamp(moment: dt.datetime) -> dt.datetime:
+    """`moment` as Xero documents If-Modified-Since: "a UTC timestamp (yyyy-mm-ddThh:mm:ss)", accurate to the
+    second. Xero defines the value as UTC (and may read it so whatever offset follows), and xero-python writes
+    a header's datetime with isoformat(), so an aware time (a timestamptz read in a Sydney session:
+    ...T21:58:12.472595+11:00) could be read hours late. Returned naive, in UTC, floored to the whole second (never later than `moment`,
+    so "modified since" skips nothing): isoformat() is then exactly yyyy-mm-ddThh:mm:ss. A naive `moment` is
+    refused: every time we hold is aware, and a naive one's zone would be a guess."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"a naive datetime ({moment.isoformat()}) cannot be sent to Xero: its time zone is unknown")
+    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
 
 
 def escape_where_string(value: str) -> str:
