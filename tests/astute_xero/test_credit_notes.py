@@ -321,3 +321,30 @@ def test_a_credit_note_reset_after_it_went_from_xero_is_allocated_again(pipeline
         "SELECT xero_allocation_id::text FROM xero_sync.credit_note_export WHERE credit_note_id = %s", (credit,)
     ).fetchone()
     assert allocation_id == again["Allocations"][0]["AllocationID"]
+
+
+def test_a_paid_credit_note_is_read_back_with_the_date_xero_says_it_was_fully_paid(pipeline):
+    """Xero returns FullyPaidOnDate on a credit note whose credit is used up (PAID); the read back keeps it, as
+    it does an invoice's, for the report's 'fully paid on'."""
+    from astute_xero.readback.status_sync import sync_organisation
+
+    data = pipeline.data
+    customer = data.customer("Harbour Constructions")
+    invoice = data.invoice(pipeline.entity, customer, number="INV-P", lines=one_line("100"))
+    credits = [data.credit_note(pipeline.entity, customer, invoice_id=invoice, number=f"CN-P{n}", lines=one_line("10"))
+               for n in range(3)]
+    open_credit = data.credit_note(pipeline.entity, customer, number="CN-OPEN", lines=one_line("5"))
+    data.flush()
+    pipeline.run()
+    sync_organisation(pipeline.db, pipeline.client, TENANT, full=True)
+
+    notes = xero_credit_notes(pipeline)
+    read_back = dict(pipeline.db.execute(
+        "SELECT xero_id::text, fully_paid_on FROM xero_sync.xero_document WHERE kind = 'credit_note'").fetchall())
+    for credit in credits:
+        assert notes[credit]["Status"] == "PAID"
+        expected = dt.datetime.fromtimestamp(
+            int(notes[credit]["FullyPaidOnDate"].split("(")[1].split("+")[0]) / 1000, dt.timezone.utc).date()
+        assert read_back[notes[credit]["CreditNoteID"]] == expected
+    assert notes[open_credit]["Status"] == "AUTHORISED"
+    assert read_back[notes[open_credit]["CreditNoteID"]] is None

@@ -130,7 +130,7 @@ def _row(kind: DocumentKind, d: Any) -> tuple:
         due, paid = d.remaining_credit, None
         credited = (Decimal(str(d.total)) - Decimal(str(d.remaining_credit))
                     if d.total is not None and d.remaining_credit is not None else None)
-        due_date, fully_paid_on = None, None
+        due_date, fully_paid_on = None, d.fully_paid_on_date  # Xero gives it on a PAID credit note too
     return (
         kind.name, str(xero_id), number, enum_value(d.status),
         str(contact.contact_id) if contact and contact.contact_id else None, contact.name if contact else None,
