@@ -222,6 +222,11 @@ class SandboxApi:
         if hang is not None:
             record.fault = "hang_after_commit"
             self._sleep(hang.seconds)
+        if response.status < 400:
+            action = faults.action_after(req.method, req.path)
+            if action is not None:  # a person working in Xero before the client's next request
+                record.fault = "between_requests"
+                action()
         return response
 
     # ================================================================ identity

@@ -14,6 +14,7 @@ DEFAULT_ERROR_BODY = b"<html><body>Bad Request</body></html>"
 @dataclass
 class _Rule:
     # "fail_next" | "error_body" | "drop_after_commit" | "hang_after_commit" | "commit_late" | "rate_limit_next"
+    # | "between_requests"
     kind: str
     remaining: int
     path_prefix: str | None
@@ -24,6 +25,8 @@ class _Rule:
     seconds: float = 0.0
     body: bytes = b""
     content_type: str | None = None
+    action: Callable[[], None] | None = None
+    skip: int = 0  # matching requests let through before this rule applies
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -94,6 +97,14 @@ class FaultSwitches:
         """Answer 429 (``X-Rate-Limit-Problem: problem``) to the next ``n`` matching accounting calls."""
         self._arm(_Rule("rate_limit_next", n, path_prefix, method, problem=problem, retry_after=retry_after))
 
+    def between_requests(self, action: Callable[[], None], after: int = 1,
+                         path_prefix: str | None = "/api.xro/2.0/Invoices", method: str | None = "GET") -> None:
+        """Once the ``after``-th matching request from now has been answered (its answer computed, before the
+        next request is read), run ``action`` once: a person working in Xero between two of the client's
+        requests, e.g. a payment recorded between two page reads or between the invoice and credit-note reads.
+        The action runs with the backend's own methods (record_payment, void_document, ...)."""
+        self._arm(_Rule("between_requests", 1, path_prefix, method, action=action, skip=after - 1))
+
     def latency(self, seconds: float, path_prefix: str | None = None) -> None:
         """Sleep ``seconds`` before answering matching requests until cleared
         (``seconds=0`` removes the delay for that prefix)."""
@@ -128,6 +139,19 @@ class FaultSwitches:
                     self._injected[kind] = self._injected.get(kind, 0) + 1
                     return Fault(kind, rule.status, rule.problem, rule.retry_after, rule.seconds,
                                  rule.body, rule.content_type)
+            return None
+
+    def action_after(self, method: str, path: str) -> Callable[[], None] | None:
+        """The action of an armed between_requests rule this answered request triggers, if any."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind == "between_requests" and rule.remaining > 0 and rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        return None
+                    rule.remaining -= 1
+                    self._injected["between_requests"] = self._injected.get("between_requests", 0) + 1
+                    return rule.action
             return None
 
     def delay_for(self, path: str) -> float:

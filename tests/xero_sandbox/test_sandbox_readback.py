@@ -422,6 +422,26 @@ def test_paging_2500_invoices_by_1000(xero: Xero, customer: str) -> None:
     assert len(whole["Invoices"]) == 2500 and "pagination" not in whole
 
 
+def test_a_document_changed_between_two_pages_moves_to_the_end_and_shifts_the_rest_back(xero: Xero,
+                                                                                       customer: str) -> None:
+    """Issue 20: pages ordered by UpdatedDateUTC are computed afresh each request, as Xero does. A person paying
+    an invoice of page 1 between our page 1 and page 2 (the between_requests switch) moves it to the end; every
+    later invoice shifts back one place, so the one that was first on page 2 is on no page read."""
+    t, backend = xero.tenant_id, xero.backend
+    ids = []
+    for n in range(1100):
+        ids.append(backend.seed_invoice(t, customer, f"MV-{n:04d}", amount="10", date=DAY))
+        backend.advance(0.01)
+    backend.faults.between_requests(lambda: (backend.advance(1), backend.record_payment(t, ids[3], "1.00", DAY)))
+    pages = [xero.accounting.get_invoices(t, page=page, page_size=1000, order="UpdatedDateUTC ASC")
+             for page in (1, 2)]
+    assert backend.faults.injected["between_requests"] == 1
+    got = [str(i.invoice_id) for p in pages for i in p.invoices]
+    assert got[:1000] == ids[:1000]
+    assert got[1000:] == ids[1001:] + [ids[3]], "the moved one last, the 1,001st on no page"
+    assert ids[1000] not in got
+
+
 def test_payments_page_and_filter(xero: Xero, customer: str) -> None:
     t, backend = xero.tenant_id, xero.backend
     ids = [backend.seed_invoice(t, customer, f"PP-{n}", amount="100", date=DAY) for n in range(5)]

@@ -1,10 +1,13 @@
 """Reading back from one Xero organisation what happened to the exported documents, and what disagrees.
 
-Incremental: only what changed since the newest change the last successful read saw (If-Modified-Since), a
-page of 1,000 at a time (Xero's largest), oldest change first, every call paced within the organisation's
-budget (shared with the export: the same pacer). Each page goes to xero_sync.xero_document in one COPY and
+Incremental: only what changed since the newest change of that kind the last successful read saw, less a minute
+(If-Modified-Since, UTC to the second; a mark per kind, so an invoice changed while credit notes are read is read
+next time), a page of 1,000 at a time (Xero's largest), oldest change first, page after page by keyset (a
+document changing during the read skips none), every call paced within the organisation's budget (shared with
+the export: the same pacer). Each page goes to xero_sync.xero_document in one COPY and
 one set-based upsert, so a million documents stream through without being held. A full reconciliation reads
-every document instead, and is the only read that can tell that Xero no longer holds one.
+every document instead, and is the only read that can tell that Xero no longer holds one: what no page brought
+is asked for by id first.
 
 Which documents are ours does not depend on the Xero app that reads them (an organisation may move to a new
 app or a Custom Connection): every sales invoice is read, and kept when Astute exported it (its Xero id is in
@@ -58,27 +61,24 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
     `invoice_url`: the template of our invoices' Url in Xero (default: ASTUTE_INVOICE_URL)."""
     ours = astute_url_matcher(invoice_url or invoice_url_template())
     state = conn.execute(load_sql("status_sync_state"), {"tenant_id": tenant_id}).fetchone()
-    since = None if full or state is None else state[0]
-    full = since is None
+    full = full or state is None
+    marks = {} if full else dict(conn.execute(load_sql("status_sync_watermarks"), {"tenant_id": tenant_id}).fetchall())
     read_at = dt.datetime.now(dt.timezone.utc)
     conn.execute(load_sql("status_sync_session"))
-    calls = read = changed = 0
-    newest = since
+    totals = _Totals()
     try:
         for kind in _kinds_to_read(conn, tenant_id, full):
-            for page in count(1):
-                documents, call = client.documents_modified(kind, tenant_id, since, page)
-                calls += 1
-                with conn.transaction():
-                    record_api_call(conn, None, call, item_count=len(documents))
-                    changed += _store_page(conn, tenant_id, kind, documents, read_at, ours)
-                read += len(documents)
-                newest = max([newest, *(_updated(d) for d in documents)], key=lambda t: t or _EPOCH)
-                if len(documents) < READ_PAGE_SIZE:
-                    break
+            mark = marks.get(kind.name)
+            since = None if mark is None else mark - WATERMARK_OVERLAP
+            newest = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals)
+            if newest is not None:
+                conn.execute(load_sql("status_sync_watermark_save"),
+                             {"tenant_id": tenant_id, "kind": kind.name, "modified_since": newest})
+        if full:
+            _confirm_unseen(conn, client, tenant_id, read_at, ours, totals)
     except Exception as error:
         conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
-                                                      "calls": calls})
+                                                      "calls": totals.calls})
         raise
     with conn.transaction():
         conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
@@ -87,15 +87,111 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
         found = conn.execute(load_sql("drift_record"), {"tenant_id": tenant_id, "found_by": found_by}).rowcount
         resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id, "full": full}).rowcount
-        conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "modified_since": newest, "full": full,
-                                                      "calls": calls})
-    outcome = SyncOutcome(tenant_id, full, calls, read, changed, found, resolved)
+        conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls})
+    outcome = SyncOutcome(tenant_id, full, totals.calls, totals.read, totals.changed, found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
-             tenant_id, "full" if full else "incremental", calls, read, changed, found, resolved)
+             tenant_id, "full" if full else "incremental", outcome.calls, outcome.documents_read,
+             outcome.documents_changed, found, resolved)
     return outcome
 
 
+# An incremental read of a kind asks for what changed since its mark less this margin: a change Xero stamped just
+# before the newest one read, but made visible after it (or within the same second), is read next time. What
+# comes again changes nothing (the upsert writes only what differs).
+WATERMARK_OVERLAP = dt.timedelta(minutes=1)
+# A full reconciliation asks for what no page brought by id, this many a call (Xero's IDs filter; the where
+# filter of credit notes grows with each id).
+CONFIRM_BATCH = 100
+
+
+@dataclass
+class _Totals:
+    calls: int = 0
+    read: int = 0
+    changed: int = 0
+
+
+def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kind: DocumentKind,
+               since: dt.datetime | None, read_at: dt.datetime, ours: Callable[[str | None], bool],
+               totals: _Totals) -> dt.datetime | None:
+    """Every document of `kind` changed since `since` (all when None), stored page by page; returns the newest
+    UpdatedDateUTC read (Xero's clock), None when nothing was.
+
+    Pages are read by keyset, not by number: each read asks If-Modified-Since the second of the newest document
+    the page before brought, page 1, so a document that changes meanwhile (it moves to the end of the list) shifts
+    nothing not yet read. What a read brings again at the version already read is skipped. Only when more than a
+    page of documents share one second is that second read by page number; a document read there that comes back
+    later at a newer version may have shifted one past a page boundary, so that second is read again from its
+    first page."""
+    cursor, page = _second(since) if since is not None else None, 1
+    known: dict[str, dt.datetime] = {}  # what this read holds, by Xero id: at or after the cursor's second, and
+    by_number: set[dt.datetime] = set()  # in the seconds read by page number
+    newest: dt.datetime | None = None
+    while True:
+        documents, call = client.documents_modified(kind, tenant_id, cursor, page)
+        totals.calls += 1
+        fresh, restart = [], None
+        for document in documents:
+            xero_id, updated = _xero_id(kind, document), _updated(document)
+            before = known.get(xero_id)
+            if before == updated:
+                continue
+            if before is not None and _second(before) in by_number:
+                restart = min(restart or _second(before), _second(before))
+            known[xero_id] = updated
+            fresh.append(document)
+        with conn.transaction():
+            record_api_call(conn, None, call, item_count=len(documents))
+            totals.changed += _store_page(conn, tenant_id, kind, fresh, read_at, ours)
+        totals.read += len(fresh)
+        if documents:
+            newest = max([newest, *(_updated(d) for d in documents)], key=lambda t: t or _EPOCH)
+        if restart is not None:
+            by_number.discard(restart)
+            cursor, page = restart, 1
+            continue
+        if len(documents) < READ_PAGE_SIZE:
+            return newest
+        last = _second(max(_updated(d) for d in documents))
+        if cursor is None or last > cursor:
+            cursor, page = last, 1
+            known = {i: u for i, u in known.items() if u >= cursor or _second(u) in by_number}
+        else:  # a whole page in one second: the next page of it
+            by_number.add(cursor)
+            page += 1
+
+
+def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str, read_at: dt.datetime,
+                    ours: Callable[[str | None], bool], totals: _Totals) -> None:
+    """After a full read: what is ours and no page brought, asked for by id (GET /Invoices?IDs=, /CreditNotes by
+    CreditNoteID) and stored as Xero has it (VOIDED or DELETED ones too: their own drift). Only what Xero does not
+    return is then missing. Normally none: one query, no call."""
+    unseen = conn.execute(load_sql("status_sync_unseen"), {"tenant_id": tenant_id}).fetchall()
+    for kind in (INVOICE, CREDIT_NOTE):
+        ids = [xero_id for name, xero_id in unseen if name == kind.name]
+        for start in range(0, len(ids), CONFIRM_BATCH):
+            batch = ids[start:start + CONFIRM_BATCH]
+            if kind is INVOICE:
+                documents, call = client.invoices_by_id(tenant_id, batch)
+            else:
+                documents, call = client.credit_notes_by_id(tenant_id, batch)
+            totals.calls += 1
+            with conn.transaction():
+                record_api_call(conn, None, call, item_count=len(documents))
+                totals.changed += _store_page(conn, tenant_id, kind, documents, read_at, ours)
+            totals.read += len(documents)
+
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _second(moment: dt.datetime) -> dt.datetime:
+    """The whole UTC second of `moment`: what If-Modified-Since can say (xero_utc_timestamp floors the same)."""
+    return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
+
+
+def _xero_id(kind: DocumentKind, document: Any) -> str:
+    return str(document.invoice_id if kind is INVOICE else document.credit_note_id)
 
 
 def _kinds_to_read(conn: psycopg.Connection, tenant_id: str, full: bool) -> list[DocumentKind]:

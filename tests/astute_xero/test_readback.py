@@ -1,0 +1,134 @@
+"""The read-back tells the truth (issue 20): no change in Xero missed, whatever the order of reads and pages,
+and no drift that is not there. Real PostgreSQL, the sandbox over HTTP; "a person in Xero" acts between two of
+the read's requests (the sandbox's between_requests switch)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from astute_xero.readback.status_sync import sync_organisation
+from devtools.astute_data import Line
+from tests.astute_xero.conftest import TENANT
+
+INVOICES_PATH = "/api.xro/2.0/Invoices"
+
+
+def one_line(amount: str) -> list[Line]:
+    return [Line(quantity=Decimal("1"), unit_amount=Decimal(amount))]  # 10 % GST on top: total = amount x 1.1
+
+
+def xero_invoice_id(pipeline, invoice_id: int) -> str:
+    (xero_id,) = pipeline.db.execute("SELECT xero_invoice_id::text FROM xero_sync.invoice_export WHERE invoice_id = %s",
+                                     (invoice_id,)).fetchone()
+    return xero_id
+
+
+def payment(pipeline, invoice_id: int) -> list[tuple]:
+    return pipeline.db.execute("SELECT payment_state, xero_status, amount_due, amount_paid FROM xero_sync.invoice_payment "
+                               "WHERE invoice_id = %s", (invoice_id,)).fetchall()
+
+
+def open_drift(pipeline) -> list[tuple]:
+    return pipeline.db.execute("SELECT kind, astute_id, drift FROM xero_sync.drift WHERE resolved_at IS NULL "
+                               "ORDER BY kind, astute_id, drift").fetchall()
+
+
+def sync(pipeline, **options):
+    return sync_organisation(pipeline.db, pipeline.client, TENANT, **options)
+
+
+# ---------------------------------------------------------------- finding 1
+def test_issue_20_finding_1_an_invoice_paid_between_the_invoice_and_the_credit_note_read_is_read_next_time(pipeline):
+    customer = pipeline.data.customer("Harbour Constructions")
+    paid_between = pipeline.data.invoice(pipeline.entity, customer, number="WM-1", lines=one_line("100"))
+    credited = pipeline.data.invoice(pipeline.entity, customer, number="WM-2", lines=one_line("200"))
+    standalone = pipeline.data.credit_note(pipeline.entity, customer, number="CN-WM", lines=one_line("50"))
+    pipeline.data.flush()
+    pipeline.run()
+    (cn_xero_id,) = pipeline.db.execute("SELECT xero_credit_note_id::text FROM xero_sync.credit_note_export "
+                                        "WHERE credit_note_id = %s", (standalone,)).fetchone()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.advance(3600)
+    backend.record_payment(TENANT, xero_invoice_id(pipeline, credited), "10.00", dt.date(2026, 7, 1))
+    backend.advance(60)
+
+    def finance_in_xero() -> None:  # after the invoice read, before the credit-note read
+        backend.record_payment(TENANT, xero_invoice_id(pipeline, paid_between), "110.00", dt.date(2026, 7, 2))
+        backend.advance(5)
+        backend.allocate_credit_note(TENANT, cn_xero_id, xero_invoice_id(pipeline, credited), "55.00",
+                                     dt.date(2026, 7, 2))
+
+    backend.faults.between_requests(finance_in_xero, path_prefix=INVOICES_PATH, method="GET")
+    first = sync(pipeline)
+    assert not first.full and backend.faults.injected.get("between_requests") == 1
+    backend.advance(3600)
+    sync(pipeline)
+    backend.advance(3600)
+    sync(pipeline)
+    assert payment(pipeline, paid_between) == [("paid", "PAID", Decimal("0.00"), Decimal("110.00"))]
+    # Where each read stands is Xero's newest change of that kind, never our clock.
+    marks = dict(pipeline.db.execute(
+        "SELECT kind, modified_since FROM xero_sync.status_sync_watermark WHERE tenant_id = %s", (TENANT,)))
+    newest = dict(pipeline.db.execute(
+        "SELECT kind, max(updated_in_xero) FROM xero_sync.xero_document WHERE tenant_id = %s GROUP BY kind", (TENANT,)))
+    assert marks == newest
+
+
+# ---------------------------------------------------------------- finding 2
+def test_issue_20_finding_2_a_document_that_moves_while_pages_are_read_skips_nothing_and_is_never_missing(pipeline):
+    customer = pipeline.data.customer("Paging Pty Ltd")
+    ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"PG-{n:04d}", lines=one_line("10"))
+           for n in range(1100)]
+    pipeline.data.flush()
+    pipeline.run()
+    backend = pipeline.xero.backend
+    xero_ids = dict(pipeline.db.execute("SELECT invoice_id, xero_invoice_id::text FROM xero_sync.invoice_export"))
+    assert len(xero_ids) == 1100
+    backend.advance(3600)
+
+    # A full reconciliation while finance records a payment on an invoice of the first page: that invoice moves
+    # to the end of the list, every later one one place back, and the one at the first place of page 2 was skipped.
+    def pay(invoice_id: int, amount: str) -> None:
+        backend.advance(1)
+        backend.record_payment(TENANT, xero_ids[invoice_id], amount, dt.date(2026, 7, 1))
+
+    backend.faults.between_requests(lambda: pay(ids[3], "1.00"), path_prefix=INVOICES_PATH, method="GET")
+    outcome = sync(pipeline, full=True)
+    assert outcome.full and backend.faults.injected.get("between_requests") == 1
+    assert [d for d in open_drift(pipeline) if d[2] == "missing_in_xero"] == [], "nothing is missing from Xero"
+    (stored, missing) = pipeline.db.execute(
+        "SELECT count(*), count(missing_since) FROM xero_sync.xero_document WHERE kind = 'invoice'").fetchone()
+    assert (stored, missing) == (1100, 0)
+
+    # A day of 1,100 payments, and one more payment while the day's changes are read.
+    backend.advance(3600)
+    for invoice_id in ids:
+        backend.record_payment(TENANT, xero_ids[invoice_id], "2.00", dt.date(2026, 7, 2))
+    backend.faults.between_requests(lambda: pay(ids[7], "3.00"), path_prefix=INVOICES_PATH, method="GET")
+    outcome = sync(pipeline)
+    assert not outcome.full and backend.faults.injected.get("between_requests") == 2
+    stale = pipeline.db.execute(
+        "SELECT p.invoice_number, p.amount_paid FROM xero_sync.invoice_payment p "
+        "WHERE p.amount_paid IS DISTINCT FROM CASE p.invoice_id WHEN %(third)s THEN 3.00 WHEN %(seventh)s THEN 5.00 "
+        "ELSE 2.00 END ORDER BY 1",
+        {"third": ids[3], "seventh": ids[7]}).fetchall()
+    assert stale == [], "every change of the day is read"
+
+
+def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_did_not_bring(pipeline):
+    customer = pipeline.data.customer("Confirm Pty Ltd")
+    kept = pipeline.data.invoice(pipeline.entity, customer, number="CF-1", lines=one_line("10"))
+    gone = pipeline.data.invoice(pipeline.entity, customer, number="CF-2", lines=one_line("20"))
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.forget_document(TENANT, "invoice", xero_invoice_id(pipeline, gone))  # restored from a backup
+    sync(pipeline, full=True)
+    assert open_drift(pipeline) == [("invoice", gone, "missing_in_xero")]
+    # What a page did not bring was asked for by id before being called missing.
+    by_id = [r for r in backend.requests if r.method == "GET" and r.path.endswith("/Invoices") and "IDs" in r.query]
+    assert by_id and xero_invoice_id(pipeline, gone) in by_id[-1].query["IDs"].lower()
+    assert xero_invoice_id(pipeline, kept) not in by_id[-1].query["IDs"].lower()
