@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import threading
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -14,7 +15,7 @@ from .books import CREDIT_NOTE, INVOICE, DocKind, Ledger
 from .faults import FaultSwitches
 from .identity import DEFAULT_SCOPE, IdentityStore
 from .limits import IdempotencyCache, RateLimiter, Refusal, TenantCallStats
-from .records import Account, Clock, Limits, RequestRecord, TaxRate, Tenant, new_id
+from .records import Account, Clock, Document, Limits, RequestRecord, TaxRate, Tenant, new_id
 
 DEFAULT_ACCOUNTS: list[dict[str, Any]] = [
     {"code": "090", "name": "Business Bank Account", "type": "BANK", "tax_type": "BASEXCLUDED"},
@@ -32,6 +33,25 @@ DEFAULT_TAX_RATES: list[dict[str, Any]] = [
     {"tax_type": "EXEMPTOUTPUT", "name": "GST Free Income", "rate": Decimal("0")},
     {"tax_type": "BASEXCLUDED", "name": "BAS Excluded", "rate": Decimal("0")},
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoricInvoice:
+    """An ACCREC invoice an app created in Xero earlier, for ``seed_invoices_in_bulk``. ``lines``: its
+    LineItems as PUT /Invoices takes them (invoices with equal lines may share one tuple: it is validated and
+    computed once). ``updated``: when it was created (epoch seconds, before now). ``paid``: a payment received
+    against it on ``paid_on``, at ``paid_at`` (epoch seconds, after ``updated``)."""
+
+    contact_id: str
+    number: str
+    date: dt.date
+    due_date: dt.date
+    url: str | None
+    lines: tuple[dict[str, Any], ...]
+    updated: float
+    paid: Decimal | None = None
+    paid_on: dt.date | None = None
+    paid_at: float | None = None
 
 
 class SandboxBackend:
@@ -143,6 +163,62 @@ class SandboxBackend:
             if not result.ok:
                 raise ValueError("; ".join(result.messages))
             return str(result.wire["InvoiceID"])
+
+    def seed_invoices_in_bulk(self, tenant_id: str, invoices: Iterable[HistoricInvoice], *,
+                              created_by: str | None = None) -> list[str]:
+        """Many AUTHORISED ACCREC invoices at once, as PUT /Invoices (unitdp=4) by the app ``created_by`` stored
+        them when they were created (``HistoricInvoice.updated``), for a benchmark's organisation of a million.
+        Each distinct tuple of lines goes through the PUT's own rules once (unit prices, line amounts, tax,
+        totals, account and tax codes); every invoice gets its own InvoiceID and LineItemIDs, and its number
+        (unique, as Xero keeps it), Contact (which must exist and be ACTIVE), dates and Url are checked as a PUT
+        checks them. A payment is received through the same rule as ``record_payment`` (PAID when it settles
+        the invoice). Returns the InvoiceIDs in order; ``ValueError`` with Xero's message on the first refusal."""
+        ids: list[str] = []
+        with self.lock:
+            ledger = self.ledger(tenant_id)
+            templates: dict[int, tuple[tuple[dict[str, Any], ...], Document]] = {}
+            for invoice in invoices:
+                kept = templates.get(id(invoice.lines))
+                if kept is None:
+                    payload = {"Type": "ACCREC", "Status": "AUTHORISED", "Contact": {"ContactID": invoice.contact_id},
+                               "Date": invoice.date.isoformat(), "LineItems": [dict(line) for line in invoice.lines]}
+                    errors: list[str] = []
+                    template = ledger._build(INVOICE, payload, None, 4, errors)
+                    if errors or template is None:
+                        raise ValueError("; ".join(errors))
+                    kept = templates[id(invoice.lines)] = (invoice.lines, template)
+                template = kept[1]
+                errors = []
+                contact = ledger.t.contacts.get(invoice.contact_id.lower())
+                if contact is None or contact.status != "ACTIVE":
+                    errors.append(f"The contact with ContactID {invoice.contact_id} could not be found.")
+                if invoice.due_date < invoice.date:
+                    errors.append("Due Date must not be earlier than the Date.")
+                if ledger._by_number(INVOICE, invoice.number) is not None:
+                    errors.append("Invoice # must be unique.")
+                url = ledger._url({"Url": invoice.url}, None, errors) if invoice.url is not None else None
+                errors.extend(ledger._lock_date_errors(invoice.date))
+                if errors:
+                    raise ValueError(f"{invoice.number}: " + "; ".join(errors))
+                doc = dataclasses.replace(
+                    template, doc_id=new_id(), contact_id=contact.contact_id, number=invoice.number,
+                    date=invoice.date, due_date=invoice.due_date, updated=invoice.updated, url=url,
+                    line_items=[dataclasses.replace(line, line_item_id=new_id()) for line in template.line_items],
+                    allocation_ids=[], payment_ids=[], created_by=created_by)
+                ledger._store(doc)
+                if invoice.paid:
+                    payment = ledger.t.payments[ledger.pay(doc.doc_id, invoice.paid, invoice.paid_on)]
+                    payment.updated = doc.updated = invoice.paid_at if invoice.paid_at is not None else invoice.updated
+                ids.append(doc.doc_id)
+        return ids
+
+    def cache_lists(self, tenant_id: str, enabled: bool = True) -> None:
+        """Keep a large organisation's document lists between the pages of a read while nothing in it changes
+        (a benchmark's million invoices: Xero answers each page of a list in its own time, and the sandbox
+        should not scan and sort a million records per page). Only with a clock that moves forward (the
+        default): a change is seen by its UpdatedDateUTC becoming the newest."""
+        with self.lock:
+            self.tenants[tenant_id.lower()].list_cache = {} if enabled else None
 
     def seed_bill(self, tenant_id: str, contact_id: str, number: str, amount: Decimal | str | int = "100.00",
                   date: dt.date | None = None) -> str:

@@ -655,6 +655,30 @@ class Ledger:
         """Every status (VOIDED and DELETED included, as Xero lists them), oldest change first.
         ``created_by``: only documents the app with this client_id created (createdByMyApp);
         ``search_term``: case- and accent-insensitive text in the number or Reference."""
+        cache = self.t.list_cache
+        if cache is not None:
+            key = (kind.name, where, tuple(ids or ()), tuple(numbers or ()), tuple(contact_ids or ()),
+                   tuple(statuses or ()), created_by, search_term)
+            state = self._list_state()
+            kept = cache.get(key)
+            if kept is None or kept[0] != state:
+                cache.clear()
+                kept = cache[key] = (state, self._find_documents(kind, where, ids, numbers, contact_ids, statuses,
+                                                                 created_by, search_term))
+            return list(kept[1])
+        return self._find_documents(kind, where, ids, numbers, contact_ids, statuses, created_by, search_term)
+
+    def _list_state(self) -> tuple:
+        """What a cached list depends on: a change to a document or a Contact moves its UpdatedDateUTC on, to the
+        clock's now (the newest), and a document added or forgotten changes the count (SandboxBackend.cache_lists
+        holds only while the clock moves forward)."""
+        documents = self.t.documents.values()
+        return (len(self.t.documents), max((d.updated for d in documents), default=0.0),
+                len(self.t.contacts), max((c.updated for c in self.t.contacts.values()), default=0.0))
+
+    def _find_documents(self, kind: DocKind, where: str | None, ids: list[str] | None, numbers: list[str] | None,
+                        contact_ids: list[str] | None, statuses: list[str] | None, created_by: str | None,
+                        search_term: str | None) -> list[Document]:
         predicate = compile_where(where)
         id_set = {i.strip().lower() for i in ids} if ids else None
         number_set = {fold(n) for n in numbers} if numbers else None
@@ -706,6 +730,8 @@ class Ledger:
 
     def order_documents(self, kind: DocKind, docs: list[Document], order: str | None) -> list[Document]:
         """``order=Field [ASC|DESC][, Field …]`` over the fields ``where`` knows."""
+        if order is not None and order.split() in (["UpdatedDateUTC"], ["UpdatedDateUTC", "ASC"]):
+            return docs  # find_documents' own order (by the exact instant, then the id): the same, without a sort
         fields = {k.lower() for k in DOCUMENT_ORDER_FIELDS} | {kind.number_key.lower(), kind.id_key.lower()}
         return order_by(docs, order, fields, lambda d: self._document_values(kind, d), kind.id_key[:-2])
 

@@ -277,6 +277,9 @@ class Tenant:
     end_of_year_lock_date: dt.date | None = None  # no one at all posts on or before it
     invoice_seq: int = 0
     credit_note_seq: int = 0
+    # Lists of documents kept between the pages of one read while nothing changes (SandboxBackend.cache_lists):
+    # None, the default, lists afresh on every call.
+    list_cache: dict[tuple, tuple[tuple, list["Document"]]] | None = None
 
 
 @dataclass
