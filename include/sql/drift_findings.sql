@@ -1,10 +1,17 @@
--- Where Astute and Xero disagree about one organisation, among the documents this sync read (a full
--- reconciliation: all of them, and what Xero no longer holds). Each with what to do; nothing is changed.
+-- Where Astute and Xero disagree about one organisation, among the documents this sync read and those with a
+-- drift still open (a full reconciliation: all of them, and what Xero no longer holds), against the current state
+-- of both sides: an open drift is looked at again whatever changed it (voided in Astute too, adopted by the
+-- export, a Contact link removed), and closes (drift_resolve) when it is no longer found. Each with what to do;
+-- nothing is changed.
 CREATE TEMP TABLE drift_found ON COMMIT DROP AS
-WITH scope AS NOT MATERIALIZED (
+WITH open_drift AS MATERIALIZED (
+    SELECT kind, xero_id, astute_id, drift FROM xero_sync.drift
+    WHERE tenant_id = %(tenant_id)s AND resolved_at IS NULL
+), scope AS NOT MATERIALIZED (
     SELECT d.* FROM xero_sync.xero_document d
     WHERE d.tenant_id = %(tenant_id)s
-      AND (%(full)s OR EXISTS (SELECT 1 FROM xero_seen s WHERE s.kind = d.kind AND s.xero_id = d.xero_id))
+      AND (%(full)s OR (d.kind, d.xero_id) IN (SELECT kind, xero_id FROM xero_seen
+                                                UNION SELECT kind, xero_id FROM open_drift WHERE xero_id IS NOT NULL))
       AND d.missing_since IS NULL
 ), labelled AS NOT MATERIALIZED (
     SELECT s.*, CASE s.kind WHEN 'invoice' THEN 'Invoice' ELSE 'Credit note' END
@@ -21,10 +28,10 @@ WITH scope AS NOT MATERIALIZED (
     WHERE l.credit_note_id IN (SELECT astute_id FROM scope WHERE kind = 'credit_note')
     GROUP BY l.credit_note_id
 ), customer AS NOT MATERIALIZED (
-    SELECT 'invoice' AS kind, id AS astute_id, customer_id FROM astute.invoice
+    SELECT 'invoice' AS kind, id AS astute_id, customer_id, status FROM astute.invoice
     WHERE id IN (SELECT astute_id FROM scope WHERE kind = 'invoice')
     UNION ALL
-    SELECT 'credit_note', id, customer_id FROM astute.credit_note
+    SELECT 'credit_note', id, customer_id, status FROM astute.credit_note
     WHERE id IN (SELECT astute_id FROM scope WHERE kind = 'credit_note')
 )
 SELECT l.kind, l.astute_id, l.xero_id, l.number,
@@ -36,7 +43,9 @@ SELECT l.kind, l.astute_id, l.xero_id, l.number,
        || 'too; if it should, re-enter it in Xero, or reset it for export in Astute (xero_reset_for_export) so the '
        || 'next run sends it again.' AS what_to_do
 FROM labelled l
+LEFT JOIN customer a ON a.kind = l.kind AND a.astute_id = l.astute_id
 WHERE l.astute_id IS NOT NULL AND l.status IN ('VOIDED', 'DELETED')
+  AND a.status IS DISTINCT FROM 'Void'  -- voided in Astute too: both sides agree
 UNION ALL
 SELECT l.kind, l.astute_id, l.xero_id, l.number, 'total_differs',
        l.label || ': its lines add up to '
@@ -79,7 +88,8 @@ SELECT 'invoice', e.invoice_id, e.xero_invoice_id, i.invoice_number, 'missing_in
        || 'the next run sends it again.'
 FROM xero_sync.invoice_export e
 JOIN astute.invoice i ON i.id = e.invoice_id
-WHERE %(full)s AND e.tenant_id = %(tenant_id)s AND e.status = 'exported'
+WHERE e.tenant_id = %(tenant_id)s AND e.status = 'exported'
+  AND (%(full)s OR e.invoice_id IN (SELECT astute_id FROM open_drift WHERE kind = 'invoice' AND drift = 'missing_in_xero'))
   AND NOT EXISTS (SELECT 1 FROM xero_seen s WHERE s.kind = 'invoice' AND s.xero_id = e.xero_invoice_id)
 UNION ALL
 SELECT 'credit_note', e.credit_note_id, e.xero_credit_note_id, c.credit_note_number, 'missing_in_xero',
@@ -90,5 +100,7 @@ SELECT 'credit_note', e.credit_note_id, e.xero_credit_note_id, c.credit_note_num
        || 'for export (xero_reset_for_export) so the next run sends it again.'
 FROM xero_sync.credit_note_export e
 JOIN astute.credit_note c ON c.id = e.credit_note_id
-WHERE %(full)s AND e.tenant_id = %(tenant_id)s AND e.status = 'exported'
+WHERE e.tenant_id = %(tenant_id)s AND e.status = 'exported'
+  AND (%(full)s OR e.credit_note_id IN (SELECT astute_id FROM open_drift
+                                        WHERE kind = 'credit_note' AND drift = 'missing_in_xero'))
   AND NOT EXISTS (SELECT 1 FROM xero_seen s WHERE s.kind = 'credit_note' AND s.xero_id = e.xero_credit_note_id);

@@ -7,9 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
+from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
+from astute_xero.operations.actions import remove_contact_links, reset_for_export
 from astute_xero.readback.status_sync import sync_organisation
 from devtools.astute_data import Line
 from tests.astute_xero.conftest import TENANT
+from tests.astute_xero.test_reconciliation import shift_attempts_back, unnumbered
 
 INVOICES_PATH = "/api.xro/2.0/Invoices"
 
@@ -132,3 +137,77 @@ def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_
     by_id = [r for r in backend.requests if r.method == "GET" and r.path.endswith("/Invoices") and "IDs" in r.query]
     assert by_id and xero_invoice_id(pipeline, gone) in by_id[-1].query["IDs"].lower()
     assert xero_invoice_id(pipeline, kept) not in by_id[-1].query["IDs"].lower()
+
+
+# ---------------------------------------------------------------- finding 3
+def test_issue_20_finding_3_voided_in_xero_and_then_in_astute_closes_the_drift(pipeline):
+    customer = pipeline.data.customer("Void Pty Ltd")
+    voided = pipeline.data.invoice(pipeline.entity, customer, number="VD-1", lines=one_line("10"))
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.advance(3600)
+    backend.void_document(TENANT, "invoice", xero_invoice_id(pipeline, voided))
+    sync(pipeline)
+    assert open_drift(pipeline) == [("invoice", voided, "voided_in_xero")]
+    backend.advance(3600)
+    pipeline.db.execute("UPDATE astute.invoice SET status = 'Void' WHERE id = %s", (voided,))  # as the advice says
+    sync(pipeline)
+    assert open_drift(pipeline) == []
+
+
+def test_issue_20_finding_3_unknown_to_astute_while_sending_closes_on_adoption_and_shows_its_payment(pipeline):
+    earlier = pipeline.data.invoice(pipeline.entity, pipeline.data.customer("Earlier Pty Ltd"), number="AD-0",
+                                    lines=one_line("10"))
+    pipeline.data.flush()
+    pipeline.run()
+    (invoice,) = unnumbered(pipeline, 1)
+    (key,) = pipeline.plan()
+    backend = pipeline.xero.backend
+    backend.faults.drop_after_commit_next(1)  # Xero created it, the answer was lost: the invoice is `sending`
+    with pytest.raises(ChunkOutcomeUnknown):
+        export_chunk(pipeline.db, pipeline.client, key)
+    sync(pipeline, full=True)
+    assert [d[2] for d in open_drift(pipeline)] == ["unknown_to_astute"]
+    backend.advance(3600)
+    backend.record_payment(TENANT, xero_invoice_id(pipeline, earlier), "1.00", dt.date(2026, 7, 1))
+    sync(pipeline)  # a later change: the unknown invoice, unchanged in Xero, is not read again incrementally
+    backend.advance(3600)
+    shift_attempts_back(pipeline, 1)
+    assert export_chunk(pipeline.db, pipeline.client, key).reconciled == 1  # the next export adopts it
+    backend.advance(3600)
+    sync(pipeline)
+    assert open_drift(pipeline) == []
+    assert [row[1] for row in payment(pipeline, invoice)] == ["AUTHORISED"], "in the payment views"
+
+
+def test_issue_20_finding_3_a_reset_or_relinked_document_closes_its_drift_and_is_shown_once(pipeline):
+    customer = pipeline.data.customer("Merge Away Ltd")
+    other = pipeline.data.customer("Merged Into Ltd")
+    reset = pipeline.data.invoice(pipeline.entity, pipeline.data.customer("Reset Pty Ltd"), number="RL-1",
+                                  lines=one_line("10"))
+    merged = pipeline.data.invoice(pipeline.entity, customer, number="RL-2", lines=one_line("20"))
+    pipeline.data.invoice(pipeline.entity, other, number="RL-3", lines=one_line("30"))
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.advance(3600)
+    old_xero_id = xero_invoice_id(pipeline, reset)
+    backend.forget_document(TENANT, "invoice", old_xero_id)  # the organisation restored from a backup
+    contacts = {c["Name"]: c["ContactID"] for c in backend.contacts(TENANT)}
+    backend.merge_contacts(TENANT, contacts["Merge Away Ltd"], contacts["Merged Into Ltd"])
+    sync(pipeline, full=True)
+    assert {(d[1], d[2]) for d in open_drift(pipeline)} == {(reset, "missing_in_xero"), (merged, "contact_changed")}
+
+    # Finance resets the missing one (sent again: a new Xero id) and removes the merged customer's link.
+    assert reset_for_export(pipeline.db, invoice_ids=[reset]).reset
+    remove_contact_links(pipeline.db, customer_id=customer, tenant_id=TENANT)
+    backend.advance(3600)
+    pipeline.run()
+    assert xero_invoice_id(pipeline, reset) != old_xero_id
+    backend.advance(3600)
+    sync(pipeline)
+    assert open_drift(pipeline) == []
+    assert [row[1] for row in payment(pipeline, reset)] == ["AUTHORISED"], "the new copy, shown once"

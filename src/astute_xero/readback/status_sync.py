@@ -16,8 +16,9 @@ notes, which have no Url, when Astute exported them. Invoices keyed in by hand g
 table and no further. Credit notes are read when the organisation has any Astute exported (an organisation
 without ours costs no call), and always by a full reconciliation.
 
-Drift (xero_sync.drift) is recorded once while it lasts, with what to do, and resolved when a later read finds
-Astute and Xero agreeing again; nothing is ever changed on either side to make them agree.
+Drift (xero_sync.drift) is recorded once while it lasts, with what to do, and resolved when a later sync finds
+Astute and Xero agreeing again (every open drift is looked at again each sync, against both sides as they are
+now); nothing is ever changed on either side to make them agree.
 """
 
 from __future__ import annotations
@@ -84,9 +85,10 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
         if full:
             conn.execute(load_sql("status_sync_mark_missing"), {"tenant_id": tenant_id})
+        conn.execute(load_sql("status_sync_adopt"), {"tenant_id": tenant_id})
         conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
         found = conn.execute(load_sql("drift_record"), {"tenant_id": tenant_id, "found_by": found_by}).rowcount
-        resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id, "full": full}).rowcount
+        resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id}).rowcount
         conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls})
     outcome = SyncOutcome(tenant_id, full, totals.calls, totals.read, totals.changed, found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
