@@ -7,12 +7,17 @@ CREATE TEMP TABLE drift_found ON COMMIT DROP AS
 WITH open_drift AS MATERIALIZED (
     SELECT kind, xero_id, astute_id, drift FROM xero_sync.drift
     WHERE tenant_id = %(tenant_id)s AND resolved_at IS NULL
-), scope AS NOT MATERIALIZED (
+), looked_at AS MATERIALIZED (  -- an incremental sync's scope: read now, or with a drift open
+    SELECT kind, xero_id FROM xero_seen
+    UNION
+    SELECT kind, xero_id FROM open_drift WHERE xero_id IS NOT NULL
+), scope AS NOT MATERIALIZED (  -- by xero_document's key, never a scan of it, unless full
     SELECT d.* FROM xero_sync.xero_document d
-    WHERE d.tenant_id = %(tenant_id)s
-      AND (%(full)s OR (d.kind, d.xero_id) IN (SELECT kind, xero_id FROM xero_seen
-                                                UNION SELECT kind, xero_id FROM open_drift WHERE xero_id IS NOT NULL))
-      AND d.missing_since IS NULL
+    WHERE %(full)s AND d.tenant_id = %(tenant_id)s AND d.missing_since IS NULL
+    UNION ALL
+    SELECT d.* FROM looked_at k
+    JOIN xero_sync.xero_document d ON d.tenant_id = %(tenant_id)s AND d.kind = k.kind AND d.xero_id = k.xero_id
+    WHERE NOT %(full)s AND d.missing_since IS NULL
 ), labelled AS NOT MATERIALIZED (
     SELECT s.*, CASE s.kind WHEN 'invoice' THEN 'Invoice' ELSE 'Credit note' END
                 || ' ' || coalesce(s.number, '(no number)') AS label
