@@ -81,6 +81,27 @@ def test_issue_20_finding_1_an_invoice_paid_between_the_invoice_and_the_credit_n
     assert marks == newest
 
 
+def test_issue_20_finding_1_a_sync_stopped_after_the_invoice_read_reads_those_invoices_again(pipeline):
+    customer = pipeline.data.customer("Stopped Pty Ltd")
+    voided = pipeline.data.invoice(pipeline.entity, customer, number="ST-1", lines=one_line("10"))
+    paid = pipeline.data.invoice(pipeline.entity, customer, number="ST-2", lines=one_line("20"))
+    pipeline.data.credit_note(pipeline.entity, customer, number="CN-ST", lines=one_line("5"))
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.advance(3600)
+    backend.void_document(TENANT, "invoice", xero_invoice_id(pipeline, voided))
+    backend.advance(120)
+    backend.record_payment(TENANT, xero_invoice_id(pipeline, paid), "1.00", dt.date(2026, 7, 1))
+    backend.faults.fail_next(1, status=400, path_prefix="/api.xro/2.0/CreditNotes", method="GET")
+    with pytest.raises(Exception):
+        sync(pipeline)  # the invoices were read, the credit notes were not: no drift was recorded
+    backend.advance(3600)
+    sync(pipeline)
+    assert open_drift(pipeline) == [("invoice", voided, "voided_in_xero")]
+
+
 # ---------------------------------------------------------------- finding 2
 def test_issue_20_finding_2_a_document_that_moves_while_pages_are_read_skips_nothing_and_is_never_missing(pipeline):
     customer = pipeline.data.customer("Paging Pty Ltd")

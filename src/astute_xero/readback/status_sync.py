@@ -67,14 +67,14 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
     read_at = dt.datetime.now(dt.timezone.utc)
     conn.execute(load_sql("status_sync_session"))
     totals = _Totals()
+    newest: dict[str, dt.datetime] = {}  # per kind, the newest change read: its mark once drift is recorded
     try:
         for kind in _kinds_to_read(conn, tenant_id, full):
             mark = marks.get(kind.name)
             since = None if mark is None else mark - WATERMARK_OVERLAP
-            newest = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals)
-            if newest is not None:
-                conn.execute(load_sql("status_sync_watermark_save"),
-                             {"tenant_id": tenant_id, "kind": kind.name, "modified_since": newest})
+            newest_of_kind = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals)
+            if newest_of_kind is not None:
+                newest[kind.name] = newest_of_kind
         if full:
             _confirm_unseen(conn, client, tenant_id, read_at, ours, totals)
     except Exception as error:
@@ -89,6 +89,9 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
         found = conn.execute(load_sql("drift_record"), {"tenant_id": tenant_id, "found_by": found_by}).rowcount
         resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id}).rowcount
+        for kind_name, mark in newest.items():  # only now: a sync that stops reads again what drift did not see
+            conn.execute(load_sql("status_sync_watermark_save"),
+                         {"tenant_id": tenant_id, "kind": kind_name, "modified_since": mark})
         conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls})
     outcome = SyncOutcome(tenant_id, full, totals.calls, totals.read, totals.changed, found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
