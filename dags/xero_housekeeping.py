@@ -17,13 +17,16 @@ default `$AIRFLOW_HOME/archive`, one machine's disk). Only once the file is writ
 exactly those rows deleted. If the file cannot be written, nothing is deleted; an archive whose rows
 were never deleted (a worker lost in between) is replaced by the next one. A date in the future is
 refused.
+
+**Billing entities for the export's form** (every run): their names are kept in the Airflow Variable
+`xero_billing_entity_choices`, which `xero_invoice_export`'s trigger form offers as a list.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from astute_xero.operations import retention
+from astute_xero.operations import entity_choices, retention
 from astute_xero.dag_policy import DATABASE_STEP_TIMEOUT, OPERATIONS_DAG, SMALL_STEP_TIMEOUT
 
 
@@ -59,8 +62,15 @@ def xero_housekeeping():
     def archive_api_log() -> dict:
         return retention.archive_api_log_task(dict(get_current_context()["params"]))
 
+    # The billing entities' names for xero_invoice_export's trigger form (read there from an Airflow Variable:
+    # a DAG file may not query the Astute database while it is parsed).
+    @task(execution_timeout=SMALL_STEP_TIMEOUT)
+    def remember_billing_entities() -> dict:
+        return entity_choices.remember_choices_task()
+
     migrated = apply_migrations()
     migrated >> [purge_work_rows(), archive_api_log()]
+    remember_billing_entities()
 
 
 xero_housekeeping()

@@ -46,6 +46,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from astute_xero.export import tasks
+from astute_xero.operations import entity_choices
 from astute_xero.dag_policy import (CHUNK_TIMEOUT, DATABASE_STEP_TIMEOUT, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
                                     START_DATE, export_deadline)
 
@@ -67,6 +68,8 @@ VALIDATION_TIMEOUT = dt.timedelta(hours=1)
 XERO_BOUND_STEP_TIMEOUT = dt.timedelta(hours=3)
 # The summary and one Xero Integration report per entity: queries over the outstanding views.
 SUMMARY_TIMEOUT = dt.timedelta(hours=1)
+# The trigger form's list of billing entities, by name: from the Airflow Variable xero_housekeeping keeps.
+ENTITY_CHOICES = entity_choices.cached_choices()
 
 
 @dag(
@@ -82,12 +85,17 @@ SUMMARY_TIMEOUT = dt.timedelta(hours=1)
     default_args={"owner": OWNER, **RETRIES, "execution_timeout": DATABASE_STEP_TIMEOUT},
     tags=["xero", "astute", "invoices", "credit notes"],
     params={
+        # Chosen from a list of names (kept by xero_housekeeping in an Airflow Variable: parsing may not query
+        # Astute). The form's list gives ids as text, the CLI and the REST API numbers: both are ids.
         "billing_entity_ids": Param(
             None,
             type=["null", "array"],
-            items={"type": "integer"},
+            items={"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1},
+            **({"examples": list(ENTITY_CHOICES), "values_display": ENTITY_CHOICES} if ENTITY_CHOICES else {}),
             title="Billing entities",
-            description="Astute billing entity ids to export. Empty: every entity linked to Xero and live.",
+            description="The Astute billing entities to export, chosen by name. Empty: every entity linked to Xero "
+            "and live." + ("" if ENTITY_CHOICES else " (Their names are listed once xero_housekeeping has run; "
+                           "until then give ids, e.g. [1].)"),
         ),
         "date_from": Param(
             None, type=["null", "string"], format="date", title="Dated from",

@@ -29,5 +29,14 @@ def test_the_form_wins_over_the_defaults():
 
 
 def test_dates_out_of_order_fail_with_a_clear_message():
-    with pytest.raises(AirflowFailException, match="after date_to"):
+    with pytest.raises(AirflowFailException, match=r"Dated from \(date_from\) 2026-05-01 is after Dated up to "
+                                                   r"\(date_to\) 2026-04-01.*Set Dated from on or before Dated up to"):
         run_scope({"date_from": "2026-05-01", "date_to": "2026-04-01"}, None)
+
+
+def test_entities_chosen_from_the_forms_list_come_as_text_and_are_ids_all_the_same():
+    scope = run_scope({"billing_entity_ids": ["3", 4]}, dt.datetime(2026, 6, 2, tzinfo=UTC))
+    assert scope.billing_entity_ids == [3, 4]
+    with pytest.raises(AirflowFailException, match=r"Billing entities \(billing_entity_ids\): 'Astute AU' is not a "
+                                                   r"billing entity id\. Choose the entities from the list"):
+        run_scope({"billing_entity_ids": ["Astute AU"]}, None)

@@ -54,8 +54,15 @@ def run_scope(
         end = data_interval_end or dt.datetime.now(dt.timezone.utc)
         date_to = (end - dt.timedelta(microseconds=1)).date()  # the interval's end is exclusive
     if date_from and date_from > date_to:
-        raise AirflowFailException(f"date_from {date_from} is after date_to {date_to}: nothing could match.")
-    return sync_state.RunScope([int(i) for i in entity_ids] if entity_ids else None, date_from, date_to)
+        raise AirflowFailException(f"Dated from (date_from) {date_from} is after Dated up to (date_to) {date_to}: "
+                                   "nothing could match. Set Dated from on or before Dated up to, or leave either empty.")
+    ids = []
+    for value in entity_ids or []:
+        if not str(value).strip().isdigit():
+            raise AirflowFailException(f"Billing entities (billing_entity_ids): {value!r} is not a billing entity id. "
+                                       "Choose the entities from the list, or give their ids, e.g. [1, 2].")
+        ids.append(int(value))
+    return sync_state.RunScope(ids or None, date_from, date_to)
 
 
 def map_limit() -> int:
