@@ -143,6 +143,44 @@ def test_issue_20_finding_2_a_document_that_moves_while_pages_are_read_skips_not
     assert stale == [], "every change of the day is read"
 
 
+def test_issue_20_finding_2_more_than_a_page_changed_in_one_second_and_one_moving_mid_read_skips_nothing(
+        pipeline, monkeypatch):
+    """A batch payment stamps 1,100 invoices in the same second: a keyset read cannot split that second, so it is
+    read by page number; one of them paid again between its pages moves out, the rest shift back a place."""
+    customer = pipeline.data.customer("Batch Pty Ltd")
+    ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"BP-{n:04d}", lines=one_line("10"))
+           for n in range(1100)]
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    xero_ids = dict(pipeline.db.execute("SELECT invoice_id, xero_invoice_id::text FROM xero_sync.invoice_export"))
+    backend.advance(3600)
+    second = float(int(backend.clock()))
+    with monkeypatch.context() as frozen:  # Xero's batch payment: one second for all of them
+        frozen.setattr(backend.clock, "_source", lambda: second - backend.clock._offset + 0.5)
+        for invoice_id in ids:
+            backend.record_payment(TENANT, xero_ids[invoice_id], "2.00", dt.date(2026, 7, 2))
+    backend.advance(5)
+
+    def pay_again() -> None:
+        backend.advance(1)
+        backend.record_payment(TENANT, xero_ids[ids[3]], "3.00", dt.date(2026, 7, 3))
+
+    # The read hops from its mark less a minute to that second (a page, all of it in that second), then reads
+    # the second by page number: the payment lands between its page 1 and page 2.
+    backend.faults.between_requests(pay_again, after=2, path_prefix=INVOICES_PATH, method="GET")
+    outcome = sync(pipeline)
+    assert backend.faults.injected.get("between_requests") == 1
+    stale = pipeline.db.execute(
+        "SELECT invoice_number, amount_paid FROM xero_sync.invoice_payment "
+        "WHERE amount_paid IS DISTINCT FROM CASE invoice_id WHEN %s THEN 5.00 ELSE 2.00 END ORDER BY 1",
+        (ids[3],)).fetchall()
+    assert stale == [], "every invoice of the batch is read"
+    # The invoice paid again comes back on page 2 at a newer version, so the second is read again from page 1.
+    assert outcome.calls >= 4
+
+
 def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_did_not_bring(pipeline):
     customer = pipeline.data.customer("Confirm Pty Ltd")
     kept = pipeline.data.invoice(pipeline.entity, customer, number="CF-1", lines=one_line("10"))
