@@ -6,13 +6,15 @@ side, each within its own call budget (shared with the export through the same p
 
 1. **organisations_to_read** applies the `xero_sync` migrations and lists the organisations.
 2. **sync_organisation** (one mapped task per organisation) reads what changed in Xero since its last
-   successful read (`If-Modified-Since`, pages of 1,000, sales invoices, and credit notes when the
+   successful read of each kind, less a minute (`If-Modified-Since`, pages of 1,000 read so that a document
+   changing meanwhile skips none, sales invoices, and credit notes when the
    organisation has ours; ours are those Astute exported, or carrying an Astute invoice's link as their Url,
    whichever Xero app reads them) into `xero_sync.xero_document`: status, amount due, paid and credited, the date
    fully paid and the last payment date. Then it records **drift**, once while it lasts, each with what to
    do: a document voided or deleted in Xero, a total in Xero that differs from its lines in Astute, a
    document moved to another Contact (merged), an invoice with an Astute link that Astute does not know, and
-   (full reconciliation only) one Xero no longer holds. Nothing is changed to make them agree.
+   (full reconciliation only, after asking Xero for it by id) one Xero no longer holds. Every open drift is
+   looked at again each sync and closes when both sides agree. Nothing is changed to make them agree.
 3. **summarise_status_sync** logs the picture per organisation: paid, part-paid, awaiting payment, overdue,
    and the drift still open.
 
