@@ -25,7 +25,8 @@ class _ReportApp:
         if self._app is None:
             from astute_xero.report.web import create_app
 
-            self._app = create_app()
+            # The API server's own app (the one that mounted this): the actions call its REST API.
+            self._app = create_app(scope.get("app"))
         await self._app(scope, receive, send)
 
 

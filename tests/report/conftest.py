@@ -32,6 +32,7 @@ class ReportUI:
     airflow: AirflowDeployment
     db: psycopg.Connection  # the test's own connection to the Astute database
     dataset: ReportDataset
+    data: AstuteData | None = None  # the dataset's writer, to add documents after the first export
 
     @property
     def base_url(self) -> str:
@@ -41,9 +42,12 @@ class ReportUI:
     def password(self) -> str:
         return self.airflow.password(USER)
 
+    def password_of(self, username: str) -> str:
+        return self.airflow.password(username)
+
 
 @contextmanager
-def report_ui(database_url: str, sandbox: XeroSandbox) -> Iterator[ReportUI]:
+def report_ui(database_url: str, sandbox: XeroSandbox, users: dict[str, str] | None = None) -> Iterator[ReportUI]:
     """The dataset loaded, Airflow up, and the export DAG's scheduled run (and any run it triggers) finished."""
     with psycopg.connect(database_url, autocommit=True) as db, pytest.MonkeyPatch.context() as env:
         # The API server must find astute_db where a deployment keeps it, in its metadata database.
@@ -57,7 +61,7 @@ def report_ui(database_url: str, sandbox: XeroSandbox) -> Iterator[ReportUI]:
         app = authorise_app(sandbox.backend, [AU_TENANT, NZ_TENANT])
         dataset = load_report_dataset(data, db, sandbox.backend)
         with AirflowDeployment(parallelism=4, pools={"xero_api": 5}, triggerer=False, remove_home=True,
-                               users={USER: ROLE},
+                               users=users or {USER: ROLE},
                                env={"AIRFLOW_CONN_XERO_DEFAULT": airflow_connection_json(app, sandbox.url)}) as airflow:
             airflow.airflow("connections", "add", "astute_db", "--conn-json",
                             astute_db.airflow_connection_json(database_url))
@@ -66,7 +70,7 @@ def report_ui(database_url: str, sandbox: XeroSandbox) -> Iterator[ReportUI]:
             assert airflow.wait_until_idle(EXPORT_DAG, timeout_s=150, settle_s=3), "the export did not finish"
             runs = airflow.dag_runs(EXPORT_DAG)
             assert runs and all(run.state == "success" for run in runs), runs
-            yield ReportUI(airflow, db, dataset)
+            yield ReportUI(airflow, db, dataset, data)
 
 
 @pytest.fixture(scope="module")
@@ -88,18 +92,24 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def logged_in(ui: ReportUI, browser):
-    """A browser session logged in through Airflow's own login page, as the finance user."""
+def log_in(browser, ui: ReportUI, username: str):
+    """A browser context logged in through Airflow's own login page, as `username`."""
     context = browser.new_context(base_url=ui.base_url, viewport={"width": 1440, "height": 1300})
     context.set_default_timeout(20_000)
     page = context.new_page()
     page.goto("/")
     page.wait_for_url("**/auth/login**")
-    page.get_by_label("Username").fill(USER)
-    page.get_by_label("Password").fill(ui.password)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(ui.password_of(username))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/auth/" not in url)
     page.close()
+    return context
+
+
+@pytest.fixture(scope="module")
+def logged_in(ui: ReportUI, browser):
+    """A browser session logged in through Airflow's own login page, as the finance user."""
+    context = log_in(browser, ui, USER)
     yield context
     context.close()

@@ -1,7 +1,8 @@
 """Link to Xero (the help article's section of a customer's Integration tab): which Xero organisation and
 Contact an Astute customer is linked to (xero_sync.contact_link), found by the customer's name or id.
 
-Read only: a link is removed by the DAG xero_remove_contact_link, from its trigger form in Airflow.
+Read only: a link is removed by a run of the DAG xero_remove_contact_link, which the page's Remove link button
+starts through Airflow's REST API (report.actions, report.web) for a user allowed to trigger it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 URL_PREFIX = "/xero"  # the FastAPI app's mount point in the API server
 EXPORT_DAG_ID = "xero_invoice_export"  # whoever may read its runs may read the report
 REMOVE_CONTACT_LINK_DAG_ID = "xero_remove_contact_link"
+RESET_FOR_EXPORT_DAG_ID = "xero_reset_for_export"
 
 
 @dataclass(frozen=True)

@@ -126,12 +126,24 @@ def render_integration(
     entities: list[Any] = (),
     form: dict[str, str] | None = None,
     errors: list[str] = (),
+    permissions: Any = None,
+    resettable: list[Any] = (),
+    banner: Any = None,
+    banner_query: str = "",
+    already_running: bool = False,
+    confirm_reset: Any = None,
+    query: Any = None,
 ) -> str:
     """The Xero Integration report. In the UI, the Report Settings form offers `entities` and shows the
-    values asked for (`form`) and what was wrong with them (`errors`); `report` is None until one is chosen."""
+    values asked for (`form`) and what was wrong with them (`errors`); `report` is None until one is chosen.
+    The actions the user may take (`permissions`, web.Permissions: none in the file) and the banner of the run
+    an action started (`banner`, actions.Banner, polled at actions/status?`banner_query` while it runs)."""
     from astute_xero.report import integration
 
     kinds = {name: getattr(integration, name)
              for name in ("VALIDATION_ERROR", "FAILED_IN_XERO", "WAITING_FOR_INVOICE", "NOT_ALLOCATED")}
     return render("integration.html", report=report, links=links, page=pages.INTEGRATION, kinds=kinds,
-                  export_dag_id=pages.EXPORT_DAG_ID, entities=list(entities), form=form or {}, errors=list(errors))
+                  export_dag_id=pages.EXPORT_DAG_ID, entities=list(entities), form=form or {}, errors=list(errors),
+                  permissions=permissions, resettable=list(resettable), banner=banner, banner_query=banner_query,
+                  already_running=already_running, confirm_reset=confirm_reset,
+                  query=query or (lambda **changes: ""))
