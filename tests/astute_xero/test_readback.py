@@ -270,3 +270,20 @@ def test_issue_20_finding_3_a_reset_or_relinked_document_closes_its_drift_and_is
     sync(pipeline)
     assert open_drift(pipeline) == []
     assert [row[1] for row in payment(pipeline, reset)] == ["AUTHORISED"], "the new copy, shown once"
+
+
+def test_a_full_read_leaves_the_planner_knowing_how_many_documents_it_read(pipeline):
+    """The drift checks after a full read join xero_document; planned from statistics taken while it was empty
+    (autovacuum off, or not yet round), they ran nested loops for minutes at 20,000 documents (make bench)."""
+    from astute_xero.readback.status_sync import sync_organisation
+
+    customer = pipeline.data.customer("Harbour Constructions")
+    for n in range(60):
+        pipeline.data.invoice(pipeline.entity, customer, number=f"PL-{n}")
+    pipeline.data.flush()
+    pipeline.db.execute("ANALYZE xero_sync.xero_document")  # as a new installation has it: empty
+    pipeline.run()
+    sync_organisation(pipeline.db, pipeline.client, TENANT, full=True)
+    (estimated,) = pipeline.db.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = 'xero_sync.xero_document'::regclass").fetchone()
+    assert estimated == 60

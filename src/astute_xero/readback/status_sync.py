@@ -76,6 +76,7 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
             if newest_of_kind is not None:
                 newest[kind.name] = newest_of_kind
         if full:
+            conn.execute(load_sql("status_sync_analyze_documents"))  # before the look-ups and drift checks below
             _confirm_unseen(conn, client, tenant_id, read_at, ours, totals)
     except Exception as error:
         conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
