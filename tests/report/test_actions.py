@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -273,6 +274,7 @@ def test_a_reader_sees_no_button_and_a_forged_or_anonymous_action_is_refused(ui:
     frame.locator("[data-count]").first.wait_for()
     for name in ("Preview", "Export Invoices"):
         assert frame.get_by_role("button", name=name).count() == 0, name
+    assert "may read this report but not start an export" in frame.locator("[data-no-actions]").inner_text()
     assert frame.locator("#resettable tbody tr").count() > 0, "what may be reset is listed ..."
     assert frame.get_by_role("link", name="Reset for export…").count() == 0, "... without the action"
     keep(page, "xero_actions_viewer_no_buttons.png")
@@ -312,3 +314,39 @@ def test_a_reader_sees_no_button_and_a_forged_or_anonymous_action_is_refused(ui:
         assert f"Xero Integration page: {FINANCE} started {dag_id} run" in log, dag_id
     assert f"refused an action by {FINANCE}: posted from another origin (http://evil.example)" in log
     assert f"refused an action by {FINANCE}: no valid form token" in log
+
+
+def test_the_trigger_form_offers_the_billing_entities_by_name(ui: ReportUI, finance):
+    """xero_housekeeping keeps the names in an Airflow Variable; the export's trigger form offers them as a list."""
+    from playwright.sync_api import expect
+
+    ui.airflow.unpause("xero_housekeeping")  # its scheduled run of the latest interval
+    assert ui.airflow.wait_until_idle("xero_housekeeping", timeout_s=150, settle_s=2)
+    assert [run.state for run in ui.airflow.dag_runs("xero_housekeeping")] == ["success"]
+    headers = {"Authorization": f"Bearer {token(ui, FINANCE)}"}
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{ui.base_url}/api/v2/variables/xero_billing_entity_choices", headers=headers), timeout=30) as response:
+        assert json.loads(json.load(response)["value"]) == {str(ui.dataset.entity): f"Astute AU ({ui.dataset.entity})"}
+
+    deadline = time.monotonic() + 150  # until the dag-processor parsed the DAG file again
+    while True:
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{ui.base_url}/api/v2/dags/{EXPORT}/details", headers=headers), timeout=30) as response:
+            schema = json.load(response)["params"]["billing_entity_ids"]["schema"]
+        if schema.get("examples"):
+            break
+        assert time.monotonic() < deadline, "the DAG was not parsed again"
+        time.sleep(3)
+    assert schema["values_display"] == {str(ui.dataset.entity): f"Astute AU ({ui.dataset.entity})"}
+
+    page = finance.new_page()
+    page.goto(f"/dags/{EXPORT}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    form = page.get_by_role("dialog")
+    expect(form).to_contain_text("Billing entities")
+    form.locator("#element_billing_entity_ids").click()
+    page.get_by_role("option", name=f"Astute AU ({ui.dataset.entity})").click()
+    expect(form.locator("#element_billing_entity_ids")).to_contain_text(f"Astute AU ({ui.dataset.entity})")
+    keep(page, "xero_trigger_form_entities_by_name.png")
+    page.keyboard.press("Escape")
+    page.close()
