@@ -177,8 +177,9 @@ def test_issue_20_finding_2_more_than_a_page_changed_in_one_second_and_one_movin
         "WHERE amount_paid IS DISTINCT FROM CASE invoice_id WHEN %s THEN 5.00 ELSE 2.00 END ORDER BY 1",
         (ids[3],)).fetchall()
     assert stale == [], "every invoice of the batch is read"
-    # The invoice paid again comes back on page 2 at a newer version, so the second is read again from page 1.
-    assert outcome.calls >= 4
+    # How many calls that takes depends on where in the second the invoice paid again sat (before or after the
+    # page boundary): 3 or 4. Every one of the batch is read either way.
+    assert outcome.documents_read >= 1100 and outcome.calls >= 3
 
 
 def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_did_not_bring(pipeline):
