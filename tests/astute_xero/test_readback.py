@@ -39,6 +39,16 @@ def open_drift(pipeline) -> list[tuple]:
                                "ORDER BY kind, astute_id, drift").fetchall()
 
 
+def exported_and_read(pipeline):
+    """The documents written so far exported and read back in full; then an hour passes in Xero. The sandbox."""
+    pipeline.data.flush()
+    pipeline.run()
+    sync(pipeline, full=True)
+    backend = pipeline.xero.backend
+    backend.advance(3600)
+    return backend
+
+
 def sync(pipeline, **options):
     return sync_organisation(pipeline.db, pipeline.client, TENANT, **options)
 
@@ -86,11 +96,7 @@ def test_issue_20_finding_1_a_sync_stopped_after_the_invoice_read_reads_those_in
     voided = pipeline.data.invoice(pipeline.entity, customer, number="ST-1", lines=one_line("10"))
     paid = pipeline.data.invoice(pipeline.entity, customer, number="ST-2", lines=one_line("20"))
     pipeline.data.credit_note(pipeline.entity, customer, number="CN-ST", lines=one_line("5"))
-    pipeline.data.flush()
-    pipeline.run()
-    sync(pipeline, full=True)
-    backend = pipeline.xero.backend
-    backend.advance(3600)
+    backend = exported_and_read(pipeline)
     backend.void_document(TENANT, "invoice", xero_invoice_id(pipeline, voided))
     backend.advance(120)
     backend.record_payment(TENANT, xero_invoice_id(pipeline, paid), "1.00", dt.date(2026, 7, 1))
@@ -203,11 +209,7 @@ def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_
 def test_issue_20_finding_3_voided_in_xero_and_then_in_astute_closes_the_drift(pipeline):
     customer = pipeline.data.customer("Void Pty Ltd")
     voided = pipeline.data.invoice(pipeline.entity, customer, number="VD-1", lines=one_line("10"))
-    pipeline.data.flush()
-    pipeline.run()
-    sync(pipeline, full=True)
-    backend = pipeline.xero.backend
-    backend.advance(3600)
+    backend = exported_and_read(pipeline)
     backend.void_document(TENANT, "invoice", xero_invoice_id(pipeline, voided))
     sync(pipeline)
     assert open_drift(pipeline) == [("invoice", voided, "voided_in_xero")]
@@ -249,11 +251,7 @@ def test_issue_20_finding_3_a_reset_or_relinked_document_closes_its_drift_and_is
                                   lines=one_line("10"))
     merged = pipeline.data.invoice(pipeline.entity, customer, number="RL-2", lines=one_line("20"))
     pipeline.data.invoice(pipeline.entity, other, number="RL-3", lines=one_line("30"))
-    pipeline.data.flush()
-    pipeline.run()
-    sync(pipeline, full=True)
-    backend = pipeline.xero.backend
-    backend.advance(3600)
+    backend = exported_and_read(pipeline)
     old_xero_id = xero_invoice_id(pipeline, reset)
     backend.forget_document(TENANT, "invoice", old_xero_id)  # the organisation restored from a backup
     contacts = {c["Name"]: c["ContactID"] for c in backend.contacts(TENANT)}
