@@ -18,9 +18,11 @@ A credit note is then allocated to the invoice it credits.
    every organisation side by side (so do the chart reads and the allocations).
 5. **plan_chunks** groups them in chunks of at most 100 documents of one kind (under 3.5 MB).
    A credit note whose invoice is not in Xero (and not going now) waits for it.
-6. **export_invoice_chunk** sends one invoice chunk per mapped task, in the `xero_api` pool,
-   organisations round-robin, each at most 5 calls at once and within its minute and day;
-   then **export_credit_note_chunk** the credit notes, once the invoices are in.
+6. **invoice_lanes** groups the chunks in lanes of at most 50 (an organisation's slice, or several small
+   organisations together) and **export_invoice_chunks** exports one lane per mapped task, in the `xero_api`
+   pool, a few chunks at once (one call each), every organisation at most 5 calls at once and within its
+   minute and day; then **credit_note_lanes** and **export_credit_note_chunks** the credit notes, once the
+   invoices are in.
 7. **allocate_credit_notes** applies each credit note to its invoice, for no more than
    Xero allows (the credit left, the amount due).
 8. **write_back_run** records the run's outcome; **summarise_run** logs the summary
@@ -32,7 +34,7 @@ State, flags and the API log live in the `xero_sync` schema of the Astute databa
 
 **Preview** (tick *Preview only* in the trigger form, or `--conf '{"preview": true}'`): the same steps 1 to 5
 with the same Params, reading Xero only (no Contact, rename, document or allocation is written; no export
-flag or Contact link changes), then stop. The chunk tasks get no chunks and the allocation and continuation
+flag or Contact link changes), then stop. The export tasks get no lanes and the allocation and continuation
 are skipped; **summarise_run** logs what an export would send (documents and chunks per entity), the
 Contacts it would create or rename, each document it would hold back with what to fix, the credit notes
 that would wait, and what is left for later runs. The Xero Integration report shows it as the latest preview.
@@ -47,7 +49,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_conte
 
 from astute_xero.export import tasks
 from astute_xero.operations import entity_choices
-from astute_xero.dag_policy import (CHUNK_TIMEOUT, DATABASE_STEP_TIMEOUT, FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT,
+from astute_xero.dag_policy import (DATABASE_STEP_TIMEOUT, FAILURE_ALERT, LANE_TIMEOUT, OWNER, SMALL_STEP_TIMEOUT,
                                     START_DATE, export_deadline)
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
@@ -147,24 +149,24 @@ def xero_invoice_export():
         return tasks.plan_chunks(export_run_id)
 
     @task(execution_timeout=SMALL_STEP_TIMEOUT)
-    def invoice_chunks(export_run_id: int) -> list[dict]:
-        return tasks.chunk_keys(export_run_id, "invoice")
+    def invoice_lanes(export_run_id: int) -> list[dict]:
+        return tasks.export_lanes(export_run_id, "invoice")
 
-    # Listed once every invoice chunk is done, whatever became of it: a credit note whose invoice did
+    # Listed once every invoice lane is done, whatever became of it: a credit note whose invoice did
     # not go waits for it.
     @task(trigger_rule="all_done", execution_timeout=SMALL_STEP_TIMEOUT)
-    def credit_note_chunks(export_run_id: int) -> list[dict]:
-        return tasks.chunk_keys(export_run_id, "credit_note")
+    def credit_note_lanes(export_run_id: int) -> list[dict]:
+        return tasks.export_lanes(export_run_id, "credit_note")
 
-    @task(pool="xero_api", map_index_template="{{ chunk_label }}", execution_timeout=CHUNK_TIMEOUT)
-    def export_invoice_chunk(chunk: dict) -> dict:
-        get_current_context()["chunk_label"] = tasks.chunk_label(chunk)  # names the mapped task in the UI
-        return tasks.export_document_chunk(chunk)
+    @task(pool="xero_api", map_index_template="{{ lane_label }}", execution_timeout=LANE_TIMEOUT)
+    def export_invoice_chunks(lane: dict) -> dict:
+        get_current_context()["lane_label"] = tasks.lane_label(lane)  # names the mapped task in the UI
+        return tasks.export_lane(lane)
 
-    @task(pool="xero_api", map_index_template="{{ chunk_label }}", execution_timeout=CHUNK_TIMEOUT)
-    def export_credit_note_chunk(chunk: dict) -> dict:
-        get_current_context()["chunk_label"] = tasks.chunk_label(chunk)
-        return tasks.export_document_chunk(chunk)
+    @task(pool="xero_api", map_index_template="{{ lane_label }}", execution_timeout=LANE_TIMEOUT)
+    def export_credit_note_chunks(lane: dict) -> dict:
+        get_current_context()["lane_label"] = tasks.lane_label(lane)
+        return tasks.export_lane(lane)
 
     @task(pool="xero_api", trigger_rule="all_done", execution_timeout=XERO_BOUND_STEP_TIMEOUT)
     def allocate_credit_notes(export_run_id: int) -> dict:
@@ -200,14 +202,14 @@ def xero_invoice_export():
     validated = validate_documents(export_run_id)
     linked = resolve_contacts(export_run_id)
     planned = plan_chunks(export_run_id)
-    invoice_keys = invoice_chunks(export_run_id)
-    invoices = export_invoice_chunk.expand(chunk=invoice_keys)
-    credit_note_keys = credit_note_chunks(export_run_id)
-    credit_notes = export_credit_note_chunk.expand(chunk=credit_note_keys)
+    invoice_work = invoice_lanes(export_run_id)
+    invoices = export_invoice_chunks.expand(lane=invoice_work)
+    credit_note_work = credit_note_lanes(export_run_id)
+    credit_notes = export_credit_note_chunks.expand(lane=credit_note_work)
     allocated = allocate_credit_notes(export_run_id)
     written = write_back_run(export_run_id)
-    extracted >> validated >> linked >> planned >> invoice_keys
-    invoices >> credit_note_keys
+    extracted >> validated >> linked >> planned >> invoice_work
+    invoices >> credit_note_work
     credit_notes >> allocated >> written
     # Both are leaves: a run whose summary finds documents unfinished is failed (red), whatever the
     # continuation did.

@@ -466,6 +466,13 @@ class AirflowDeployment:
                     found[match.group(2)] = float(match.group(1))
         return found
 
+    def xcom_returns(self, dag_id: str, task_ids: tuple[str, ...]) -> list[Any]:
+        """The return values (XCom) of these tasks' instances, every run and map index."""
+        with self._metadata() as conn:
+            rows = conn.execute("SELECT value FROM xcom WHERE dag_id = %s AND task_id = ANY(%s) AND key = 'return_value'",
+                                (dag_id, list(task_ids))).fetchall()
+        return [json.loads(row["value"]) if isinstance(row["value"], str) else row["value"] for row in rows]
+
     def _metadata(self) -> psycopg.Connection:
         return psycopg.connect(self.metadata_url, autocommit=True, row_factory=dict_row)
 

@@ -43,7 +43,7 @@ from devtools.xero_setup import airflow_connection_json, authorise_app
 from xero_sandbox import XeroSandbox
 
 DAG_ID = "xero_invoice_export"
-CHUNK_TASKS = ("export_invoice_chunk", "export_credit_note_chunk")
+CHUNK_TASKS = ("export_invoice_chunks", "export_credit_note_chunks")  # one lane of chunks each
 INVOICES_PER_CHUNK = 100
 DATABASE = "astute_xero_bench_throughput"
 GO_LIVE = dt.date(2026, 1, 1)
@@ -113,13 +113,21 @@ def scenarios() -> dict[str, Scenario]:
         chunks_per_organisation=3, window="minute", invoices_per_customer=20,
         limits=ScaledLimits(per_minute=60, per_day=5000, minute_s=60.0, day_s=86400.0), time_limit_s=720.0,
     )
+    # C: the deployed run of issue 22: 3 organisations, 12,000 invoices (40 chunks each), Xero's own limits and
+    # latency, LocalExecutor with parallelism 16. The minute binds the chunks (60 calls a minute per organisation);
+    # the Contacts (one per 5 invoices) and the chart come first, as in a first export.
+    c = Scenario(
+        "C", "3 organisations, 12,000 invoices, deployed: the whole run against Xero's bound", organisations=3,
+        chunks_per_organisation=40, window="minute", invoices_per_customer=50,
+        limits=ScaledLimits(per_minute=60, per_day=5000, minute_s=60.0, day_s=86400.0), time_limit_s=900.0,
+    )
     # Not a target: how fast this machine's Airflow takes chunks when no limit binds.
     calibrate = Scenario(
         "CAL", "calibration: 10 organisations, no limit binds", organisations=10, chunks_per_organisation=8,
         window="minute", invoices_per_customer=16,
         limits=ScaledLimits(per_minute=10000, per_day=100000, minute_s=60.0), time_limit_s=400.0,
     )
-    return {"A": a, "B": b, "CAL": calibrate}
+    return {"A": a, "B": b, "C": c, "CAL": calibrate}
 
 
 # --------------------------------------------------------------------------------------------- set-up
@@ -184,12 +192,14 @@ def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False) 
             airflow.unpause(DAG_ID)
             unpaused = time.time()
             print(f"  unpaused; waiting for the backlog (at most {scenario.time_limit_s:.0f} s) ...", flush=True)
-            finished = wait_for_backlog(airflow, sandbox, tenants, scenario, unpaused)
+            cpu_samples: list[tuple[float, float]] = []  # (time, Airflow's CPU seconds so far), every second
+            finished = wait_for_backlog(airflow, sandbox, tenants, scenario, unpaused, cpu_samples)
             elapsed = time.time() - unpaused
             cpu_after, own_after = airflow.cpu_seconds(), _own_cpu()
             cpu = {name: round(cpu_after[name] - cpu_before.get(name, 0.0), 1) for name in cpu_after}
             cpu["bench process (sandbox)"] = round(own_after - own_before, 1)
             tis = airflow.task_instances(DAG_ID)
+            lane_results = airflow.xcom_returns(DAG_ID, CHUNK_TASKS)
             phases = task_phases(airflow.logs_dir, [ti for ti in tis if ti.task_id in CHUNK_TASKS and ti.map_index >= 0])
             stages = stage_times(tis)
             runs = airflow.dag_runs(DAG_ID)
@@ -203,6 +213,7 @@ def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False) 
                 ).fetchall()
                 entity_tenants = dict(conn.execute("SELECT name, xero_tenant_id FROM astute.billing_entity").fetchall())
         figures = measure(scenario, sandbox, tenants, tis, runs, workloads, api_log, entity_tenants, unpaused, elapsed)
+        figures.update(cost_per_chunk(cpu, cpu_samples, api_log, lane_results))
         chunks_done = max(1, figures["chunk_tasks"])
         figures.update(parallelism=parallelism, pool_slots=pool, finished=finished, airflow_home=str(home),
                        latency_s=LATENCY_S, limits=dataclasses.asdict(scenario.limits), cpu_s=cpu,
@@ -226,12 +237,18 @@ def delivered(sandbox: XeroSandbox, tenants: list[str]) -> int:
 
 
 def wait_for_backlog(airflow: AirflowDeployment, sandbox: XeroSandbox, tenants: list[str], scenario: Scenario,
-                     since: float) -> bool:
-    """Until every invoice is in Xero and Airflow is idle, or the scenario's time is up."""
-    last_report = 0.0
+                     since: float, cpu_samples: list[tuple[float, float]]) -> bool:
+    """Until every invoice is in Xero and Airflow is idle, or the scenario's time is up; Airflow's CPU (every
+    process: scheduler, its task processes, api-server, dag-processor, triggerer) sampled every second."""
+    last_report = last_check = 0.0
     while True:
-        airflow.check_alive()
         now = time.time()
+        cpu_samples.append((now, sum(airflow.cpu_seconds().values())))
+        if now - last_check < 5:
+            time.sleep(1)
+            continue
+        last_check = now
+        airflow.check_alive()
         count = delivered(sandbox, tenants)
         runs = airflow.dag_runs(DAG_ID)
         active = [r for r in runs if r.state not in ("success", "failed")]
@@ -248,7 +265,7 @@ def wait_for_backlog(airflow: AirflowDeployment, sandbox: XeroSandbox, tenants: 
         if now - since > scenario.time_limit_s:
             print(f"  time is up ({scenario.time_limit_s:.0f} s) with {scenario.invoices - count:,} invoices left")
             return False
-        time.sleep(5)
+        time.sleep(1)
 
 
 # --------------------------------------------------------------------------------------------- figures
@@ -364,6 +381,13 @@ def measure(scenario: Scenario, sandbox: XeroSandbox, tenants: list[str], tis: l
         if ti.ti_id in workloads and ti.duration_s is not None:
             worker_extra.append(workloads[ti.ti_id] - ti.duration_s)
 
+    run_spans = [_seconds(r.start_date, r.end_date) for r in runs]
+    whole_run_s = sum(x for x in run_spans if x) or None
+    run_bound = whole_run_bound(scenario, api_log)
+    chunk_puts = sorted((started.timestamp(), started.timestamp() + duration_ms / 1000)
+                        for _, _, method, endpoint, chunk_no, _, status, started, duration_ms in api_log
+                        if method == "PUT" and endpoint in ("Invoices", "CreditNotes") and chunk_no is not None)
+    chunk_phase_s = (chunk_puts[-1][1] - chunk_puts[0][0]) if chunk_puts else None
     mean_by_window = [round(statistics.fmean(w), 3) for w in window_ratios if w]
     full_windows = mean_by_window[:-1] if len(mean_by_window) > 1 else mean_by_window
     return {
@@ -377,6 +401,10 @@ def measure(scenario: Scenario, sandbox: XeroSandbox, tenants: list[str], tis: l
         "export_span_s": round(actual_s, 1),
         "xero_min_span_s": round(min_s, 1),
         "span_ratio": round(min(1.0, min_s / actual_s), 3),
+        "chunk_phase_ratio": round(min(1.0, min_s / chunk_phase_s), 3) if chunk_phase_s else None,
+        "whole_run_s": whole_run_s,
+        "whole_run_bound_s": round(run_bound, 1),
+        "whole_run_ratio": round(min(1.0, run_bound / whole_run_s), 3) if whole_run_s else None,
         "window": f"{scenario.window} ({window_s:g} s)",
         "chunk_calls_allowed_per_window": allowed_per_window,
         "window_ratio_by_window": mean_by_window,
@@ -408,6 +436,61 @@ def measure(scenario: Scenario, sandbox: XeroSandbox, tenants: list[str], tis: l
         "per_organisation": per_org if scenario.organisations <= 3 else None,
         "last_delivery_by_org_s": _quantiles([o["last_delivery_s"] for o in per_org.values()]),
     }
+
+
+def cost_per_chunk(cpu: dict[str, float], samples: list[tuple[float, float]], api_log: list[tuple],
+                   lane_results: list[Any]) -> dict[str, Any]:
+    """CPU per chunk: Airflow's processes and ours (every process the deployment runs) over the chunk phase
+    (first chunk call to last answer, from the per-second samples) and over the whole benchmark, against the
+    lanes' own CPU (what export_lane measured in its process: payloads, HTTP, write-back)."""
+    chunk_calls = [(started.timestamp(), started.timestamp() + duration_ms / 1000)
+                   for _, _, method, endpoint, chunk_no, _, status, started, duration_ms in api_log
+                   if method == "PUT" and endpoint in ("Invoices", "CreditNotes") and chunk_no is not None]
+    chunks = len(chunk_calls)
+    if not chunks:
+        return {}
+    start, end = min(c[0] for c in chunk_calls), max(c[1] for c in chunk_calls)
+
+    def cpu_at(moment: float) -> float:
+        before = [value for at, value in samples if at <= moment]
+        return before[-1] if before else (samples[0][1] if samples else 0.0)
+
+    phase_cpu = cpu_at(end + 1) - cpu_at(start - 1)
+    own_ms = sum(int(r.get("own_cpu_ms", 0)) for r in lane_results if isinstance(r, dict))
+    airflow_total = sum(v for name, v in cpu.items() if not name.startswith("bench process"))
+    return {
+        "chunks": chunks,
+        "lanes": len(lane_results),
+        "chunks_per_lane": round(chunks / max(1, len(lane_results)), 1),
+        "cpu_s_per_chunk_phase": round(phase_cpu / chunks, 3),
+        "cpu_s_per_chunk_whole": round(airflow_total / chunks, 3),
+        "own_cpu_s_per_chunk": round(own_ms / 1000 / chunks, 4),
+        "chunk_phase_s": round(end - start, 1),
+    }
+
+
+def whole_run_bound(scenario: Scenario, api_log: list[tuple]) -> float:
+    """The least time Xero's limits allow for every call the run made to the busiest organisation: its other calls
+    (chart, Contacts: each with the sandbox's latency for its path), then its chunks, at its concurrency and
+    minute (the steps go one after the other)."""
+    def latency(endpoint: str) -> float:
+        path = f"/api.xro/2.0/{endpoint}"
+        matches = [(len(prefix), seconds) for prefix, seconds in LATENCY_S.items() if path.startswith(prefix)]
+        return max(matches)[1] if matches else 0.3  # the longest prefix's
+
+    other: dict[str, list[float]] = defaultdict(list)
+    chunks: dict[str, int] = defaultdict(int)
+    for _, tenant, method, endpoint, chunk_no, *_ in api_log:
+        if method == "PUT" and endpoint in ("Invoices", "CreditNotes") and chunk_no is not None:
+            chunks[tenant] += 1
+        else:
+            other[tenant].append(latency(endpoint))
+    bound = 0.0
+    for tenant in set(other) | set(chunks):
+        calls = other[tenant]
+        before = xero_min_time(scenario.limits, len(calls), statistics.fmean(calls)) if calls else 0.0
+        bound = max(bound, before + xero_min_time(scenario.limits, chunks[tenant], LATENCY_S["/api.xro/2.0/Invoices"]))
+    return bound
 
 
 def task_phases(logs_dir: Any, tis: list[TaskInstanceRecord]) -> dict[str, Any]:
@@ -538,13 +621,19 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ("span: first Xero call -> last chunk answered (s)", "export_span_s"),
         ("least span Xero's limits allow for the chunks (s)", "xero_min_span_s"),
         ("RATIO over the span (least / actual)", "span_ratio"),
+        ("RATIO chunk phase (first chunk call -> last answer)", "chunk_phase_ratio"),
+        ("whole run: runs' duration / Xero's least time (s)", lambda r: f"{r['whole_run_s']} / {r['whole_run_bound_s']}"),
+        ("RATIO whole run (least / actual)", "whole_run_ratio"),
+        ("chunks / lanes (chunks per lane)", lambda r: f"{r.get('chunks')} / {r.get('lanes')} ({r.get('chunks_per_lane')})"),
+        ("CPU s per chunk, all processes: chunk phase / whole", lambda r: f"{r.get('cpu_s_per_chunk_phase')} / {r.get('cpu_s_per_chunk_whole')}"),
+        ("CPU s per chunk, our own work (lanes)", "own_cpu_s_per_chunk"),
         ("ratio window / chunk calls allowed per window", lambda r: f"{r['window']} / {r['chunk_calls_allowed_per_window']}"),
         ("RATIO per window (delivered / allowed), by window", "window_ratio_by_window"),
         ("  mean of full windows / min (org x window)", lambda r: f"{r['window_ratio_full_windows']} / {r['window_ratio_min']}"),
         ("max 429s per org per minute / per window", lambda r: f"{r['max_429_per_org_minute']} / {r['max_429_per_org_window']}"),
         ("429s by problem", "refused_by_problem"),
         ("peak calls in flight per org (max / median)", lambda r: f"{r['peak_in_flight_max']} / {r['peak_in_flight_median']}"),
-        ("chunk tasks (failed or retried)", lambda r: f"{r['chunk_tasks']} ({r['chunk_tasks_failed_or_retried']})"),
+        ("lane tasks (failed or retried)", lambda r: f"{r['chunk_tasks']} ({r['chunk_tasks_failed_or_retried']})"),
         ("chunk calls answered per second (span)", "chunk_calls_per_s"),
         ("peak chunk tasks running", "peak_chunk_tasks_running"),
         ("last delivery per org, from t0 (s)", "last_delivery_by_org_s"),

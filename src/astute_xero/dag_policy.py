@@ -23,12 +23,14 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 DATABASE_STEP_TIMEOUT = dt.timedelta(minutes=30)
 # A handful of small statements (list a run's chunk keys, remove a Contact link): a minute at most.
 SMALL_STEP_TIMEOUT = dt.timedelta(minutes=10)
-# A chunk export is one PUT and the reads before it: normally seconds. Its Xero client is told how long it has
-# (XeroClient.finish_within: this, less CHUNK_WRITE_BACK_MARGIN for recording the outcome), and bounds every
-# wait by it (the window in which an earlier attempt may still land at Xero, a call slot, the minute budget):
-# a call leaves only if it can be over in time, so this timeout never kills a worker in the middle of a call.
-# A chunk that runs out of time stops before its next call, with nothing unsettled, and Airflow retries it.
-CHUNK_TIMEOUT = dt.timedelta(minutes=15)
+# A lane (astute_xero.export.lanes) exports up to 50 chunks, each one PUT and the reads before it, a few at once:
+# at Xero's bound (60 calls a minute per organisation, shared by the organisation's lanes) a few minutes. Its Xero
+# clients are told how long the lane has (XeroClient.finish_within: this from the lane's start, less
+# CHUNK_WRITE_BACK_MARGIN for recording an outcome), and bound every wait by it (the window in which an earlier
+# attempt may still land at Xero, a call slot, the minute budget): a call leaves only if it can be over in time,
+# so this timeout never kills a worker in the middle of a call. A chunk that runs out of time stops before its
+# call, with nothing unsettled; the lane fails naming it, and Airflow's retry exports what is unfinished.
+LANE_TIMEOUT = dt.timedelta(minutes=30)
 CHUNK_WRITE_BACK_MARGIN = dt.timedelta(minutes=1)
 
 # Alerts, optional: sent only where the Airflow connection xero_alerts says (e-mail or a webhook; see

@@ -40,9 +40,9 @@ def test_every_task_has_an_execution_timeout_fit_for_what_it_does(dagbag):
             assert timeout is not None, f"{dag_id}.{task.task_id} could hang forever (no execution_timeout)"
             assert dt.timedelta(minutes=1) <= timeout <= dt.timedelta(hours=6), f"{dag_id}.{task.task_id}: {timeout}"
     export = dagbag.dags["xero_invoice_export"]
-    chunk = {export.get_task(name).execution_timeout for name in ("export_invoice_chunk", "export_credit_note_chunk")}
-    assert len(chunk) == 1 and chunk.pop() <= dt.timedelta(minutes=20), "a chunk is one call and its reads: minutes"
-    chunk_timeout = export.get_task("export_invoice_chunk").execution_timeout
+    lane = {export.get_task(name).execution_timeout for name in ("export_invoice_chunks", "export_credit_note_chunks")}
+    assert len(lane) == 1 and lane.pop() <= dt.timedelta(minutes=45), "a lane is 50 calls at most: minutes"
+    chunk_timeout = export.get_task("export_invoice_chunks").execution_timeout
     for long_step in ("validate_documents", "resolve_contacts", "allocate_credit_notes"):
         assert export.get_task(long_step).execution_timeout > chunk_timeout, f"{long_step} works a whole run"
 
@@ -50,16 +50,16 @@ def test_every_task_has_an_execution_timeout_fit_for_what_it_does(dagbag):
 def test_export_dag_shape(dagbag):
     dag = dagbag.dags["xero_invoice_export"]
     order = ["start_export_run", "extract_documents", "validate_documents", "resolve_contacts",
-             "plan_chunks", "invoice_chunks", "export_invoice_chunk", "credit_note_chunks", "export_credit_note_chunk",
+             "plan_chunks", "invoice_lanes", "export_invoice_chunks", "credit_note_lanes", "export_credit_note_chunks",
              "allocate_credit_notes",
              "write_back_run", "summarise_run"]
     assert sorted(dag.task_ids) == sorted(order + ["continue_backlog"])
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} >> {downstream}"
-    for name in ("export_invoice_chunk", "export_credit_note_chunk", "allocate_credit_notes"):
+    for name in ("export_invoice_chunks", "export_credit_note_chunks", "allocate_credit_notes"):
         assert dag.get_task(name).pool == "xero_api"
-    # Credit notes go once every invoice chunk is done, whatever became of it: theirs wait if it did not go.
-    assert dag.get_task("credit_note_chunks").trigger_rule == "all_done"
+    # Credit notes go once every invoice lane is done, whatever became of it: theirs wait if it did not go.
+    assert dag.get_task("credit_note_lanes").trigger_rule == "all_done"
     assert set(dag.params) == {"billing_entity_ids", "date_from", "date_to", "preview", "continues_run_id"}
     # The preview is a checkbox in the trigger form, off unless ticked, explained by its title and description.
     preview = dag.params.get_param("preview")

@@ -70,10 +70,10 @@ def test_every_export_task_run_twice_after_its_commit_ends_as_run_once(world):
     twice(db, tasks.resolve_contacts, run_id)
     assert twice(db, tasks.plan_chunks, run_id) == {"invoices": 2, "credit notes": 1}
     for kind in ("invoice", "credit_note"):
-        chunks = twice(db, tasks.chunk_keys, run_id, kind)
-        assert tasks.chunk_keys(run_id, kind) == chunks
-        for chunk in chunks:
-            assert twice(db, tasks.export_document_chunk, chunk)["exported"] > 0
+        lanes = twice(db, tasks.export_lanes, run_id, kind)
+        assert tasks.export_lanes(run_id, kind) == lanes
+        for lane in lanes:
+            assert twice(db, tasks.export_lane, lane)["exported"] > 0
     assert twice(db, tasks.allocate_credit_notes, run_id)["allocated"] == 1
     assert twice(db, tasks.write_back_run, run_id) == "sent"
     summary = twice(db, tasks.summarise_run, run_id)

@@ -146,7 +146,7 @@ def test_a_preview_over_two_organisations_writes_nothing_and_the_export_then_sen
     # A run of its own kind, and nothing after the first write runs for it.
     assert world.db.execute("SELECT kind, status FROM xero_sync.export_run WHERE run_id = %s",
                             (preview_run,)).fetchone() == ("preview", "previewed")
-    states = task_states(dag_run, "export_invoice_chunk", "export_credit_note_chunk", "allocate_credit_notes",
+    states = task_states(dag_run, "export_invoice_chunks", "export_credit_note_chunks", "allocate_credit_notes",
                          "continue_backlog")
     assert all(found == {"skipped"} for found in states.values()), states
 

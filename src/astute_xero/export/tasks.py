@@ -17,14 +17,13 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from astute_xero.export import allocation, backlog, chunk_planning, contacts, organisations, sync_state
+from astute_xero.export import allocation, backlog, chunk_planning, contacts, lanes, organisations, sync_state
 from astute_xero.operations import actions as operations
 from astute_xero.sql import load_sql
 from astute_xero.report import integration as report
 from astute_xero.report import run_summary
-from astute_xero.export.chunk_export import ChunkKey, export_chunk
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE, KINDS
-from astute_xero.dag_policy import CHUNK_TIMEOUT, CHUNK_WRITE_BACK_MARGIN
+from astute_xero.dag_policy import CHUNK_WRITE_BACK_MARGIN, LANE_TIMEOUT
 from astute_xero.hooks import XeroHook, astute_connection
 from astute_xero.operations.migrations import apply_migrations
 from astute_xero.xero.client import ApiCall, XeroClient
@@ -174,30 +173,55 @@ def plan_chunks(run_id: int) -> dict[str, int]:
     return planned
 
 
-def chunk_keys(run_id: int, kind: str) -> list[dict[str, Any]]:
-    """The run's planned chunks of one kind, for a mapped export task (keys only, never documents). A preview
-    sends none: its mapped chunk tasks get no chunk (Airflow shows them skipped)."""
+def export_lanes(run_id: int, kind: str) -> list[dict[str, Any]]:
+    """The run's planned chunks of one kind as lanes, one per mapped export task (keys only, never documents;
+    see astute_xero.export.lanes). A preview sends none: its mapped export tasks get no lane (Airflow shows
+    them skipped)."""
+    from airflow.sdk.configuration import conf
+
     with closing(astute_connection()) as conn:
         if sync_state.is_preview(conn, run_id):
             (planned,) = conn.execute(load_sql("run_chunks_of_kind"), {"run_id": run_id, "kind": kind}).fetchone()
             log.info("export run %s is a preview: its %d planned %s chunk(s) are not sent", run_id, planned, kind)
             return []
-        return [dataclasses.asdict(key) for key in chunk_planning.chunk_keys(conn, run_id, KINDS[kind])]
+        keys = chunk_planning.chunk_keys(conn, run_id, KINDS[kind])
+    limits = XeroHook().limits()
+    lane_chunks = conf.getint("astute_xero", "lane_chunks", fallback=lanes.LANE_CHUNKS)
+    planned = lanes.plan_lanes(keys, lambda tenant_id: limits.of(tenant_id).concurrent, lane_chunks=lane_chunks)
+    for lane in planned:
+        log.info("lane %d of %d: %s, %d at once", lane.lane_no, lane.lane_count, lane.label, lane.threads)
+    return [lane.to_xcom() for lane in planned]
 
 
-def chunk_label(chunk: dict[str, Any]) -> str:
-    return ChunkKey(**chunk).label
+def lane_label(lane: dict[str, Any]) -> str:
+    return lanes.Lane.from_xcom(lane).label
 
 
-def export_document_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
-    key = ChunkKey(**chunk)
-    with closing(astute_connection()) as conn, closing(_xero_client(key.run_id)) as client:
-        client.finish_within((CHUNK_TIMEOUT - CHUNK_WRITE_BACK_MARGIN).total_seconds())  # see dag_policy
-        result = export_chunk(conn, client, key)
-    log.info("%s: %s", key.label, result)
-    if result.waiting:
-        log.info("%s: %d credit note(s) wait for their invoice, which is not in Xero yet", key.label, result.waiting)
-    return dataclasses.asdict(result)
+def export_lane(lane_value: dict[str, Any]) -> dict[str, int]:
+    """Export a lane's chunks; then, if any failed, fail naming each (Airflow's retry exports only what is
+    unfinished)."""
+    lane = lanes.Lane.from_xcom(lane_value)
+    run_id = lane.chunks[0].run_id
+    bound = lanes.deadline_for((LANE_TIMEOUT - CHUNK_WRITE_BACK_MARGIN).total_seconds())  # see dag_policy
+    result = lanes.export_lane(lane, astute_connection, lambda: bound(_xero_client(run_id)))
+    for label, outcome in result.results.items():
+        log.info("%s: %s", label, outcome)
+        if outcome.waiting:
+            log.info("%s: %d credit note(s) wait for their invoice, which is not in Xero yet", label, outcome.waiting)
+    totals = result.totals()
+    log.info("%s: %d of %d chunk(s) done, %d failed; %d document(s) exported, %d refused by Xero (at most %d "
+             "calls at once)", lane.label, totals["chunks_done"], len(lane.chunks), totals["chunks_failed"],
+             totals["exported"], totals["failed"], result.peak_threads)
+    if result.failures:
+        for failure in result.failures:
+            log.error("%s failed: %s", failure.key.label, failure.error)
+        named = "; ".join(f"{failure.key.label}: {failure.error}" for failure in result.failures)
+        message = (f"{len(result.failures)} of {len(lane.chunks)} chunk(s) failed ({named}). The others are done; "
+                   "a retry (or clearing this task) exports only what is unfinished.")
+        if all(isinstance(failure.error, AirflowFailException) for failure in result.failures):
+            raise AirflowFailException(message)
+        raise lanes.LaneFailed(message) from result.failures[0].error
+    return totals
 
 
 def allocate_credit_notes(run_id: int) -> dict[str, int]:
