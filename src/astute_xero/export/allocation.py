@@ -13,7 +13,12 @@ allocated to it, organisation by organisation, in batches:
    row in one transaction. An unknown outcome stays 'sending' and fails the task for Airflow to
    retry; the retry starts again at 1.
 
-The work is done organisation by organisation (allocate_tenant). Xero refusing the app access to
+Organisations go side by side (allocate_tenant), and within one organisation up to its concurrency (5)
+at once: a batch's reads go together, then its allocations, each invoice's in turn on one caller (two
+credit notes of one invoice share its amount due: the second is decided from what the first left), the
+invoices side by side. A later batch reads Xero afresh, after the one before it is done.
+
+Xero refusing the app access to
 one (403: disconnected), its spent daily limit, or Xero failing for it (a read still failing after
 the client's retries, an allocation answered 5xx) stops that organisation for the run with its
 reason and its api_log row; the others carry on. What is left of it waits for the next run, which
@@ -25,6 +30,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -37,7 +45,7 @@ from astute_xero.export import organisations, sync_state
 from astute_xero.export.documents import CREDIT_NOTE, INVOICE
 from astute_xero.export.reconciliation import is_history_copy
 from astute_xero.sql import load_sql
-from astute_xero.xero.client import XeroCallError, XeroClient
+from astute_xero.xero.client import ApiCall, XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +102,7 @@ def allocate_run(
     organisation's."""
     each = each or organisations.one_by_one(conn, client)
     tenants = sync_state.exporting_tenants(conn, run_id)
-    outcomes = each(tenants, lambda conn, client, tenant_id, label: allocate_tenant(conn, client, run_id, tenant_id, label))
+    outcomes = each(tenants, lambda organisation: allocate_tenant(organisation, run_id))
     organisations.raise_unexpected(outcomes, XeroCallError)
     totals = {"allocated": 0, "nothing": 0, "failed": 0, "stopped": 0}
     unknown: list[str] = []
@@ -125,23 +133,32 @@ def allocate_run(
 
 @dataclass
 class TenantAllocations:
-    """What one organisation's allocation step did."""
+    """What one organisation's allocation step did (added to from each of its callers' threads)."""
 
     counts: dict[str, int] = field(default_factory=lambda: {"allocated": 0, "nothing": 0, "failed": 0})
     unknown: list[str] = field(default_factory=list)  # no answer: 'sending', the retry reads Xero first
     later: list[str] = field(default_factory=list)  # Xero did nothing yet (a transient 404): claim put back
     stopped: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, pending: PendingAllocation, status: str) -> None:
+        with self._lock:
+            if status == "unknown":
+                self.unknown.append(pending.credit_note_label)
+            elif status == "later":
+                self.later.append(pending.credit_note_label)
+            elif status != "claimed elsewhere":
+                self.counts[status] += 1
 
 
-def allocate_tenant(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, organisation: str
-) -> TenantAllocations:
+def allocate_tenant(organisation: organisations.Organisation, run_id: int) -> TenantAllocations:
     """One organisation's allocations, in batches.
 
     Its 403, spent daily limit or failing Xero (a 5xx after the client's retries, or on an allocation)
     stops it for the run with the reason (the failed call's api_log row is written where it fails);
     anything else raises, for Airflow's retry.
     """
+    conn, tenant_id = organisation.conn, organisation.tenant_id
     outcome = TenantAllocations()
     if sync_state.tenant_stopped(conn, run_id, tenant_id):
         return outcome
@@ -164,83 +181,99 @@ def allocate_tenant(
             taken = leases.acquire(conn, holder, lease_keys, leases.DOCUMENT_TTL)
             with leases.Heartbeat(conn, holder, taken, leases.DOCUMENT_TTL):
                 held = {lease_keys[k] for k in taken}
-                _allocate_batch(conn, client, run_id, tenant_id, [p for p in batch if p.credit_note_id in held], outcome)
+                _allocate_batch(organisation, run_id, [p for p in batch if p.credit_note_id in held], outcome)
     except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:
             raise
         sync_state.stop_tenant(conn, run_id, tenant_id, reason)
-        log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+        log.warning("organisation %s (%s) stopped for this run: %s", organisation.label, tenant_id, reason)
         outcome.stopped = True
     log.info("organisation %s (%s): %d allocated, %d with nothing to apply, %d refused%s",
-             organisation, tenant_id, outcome.counts["allocated"], outcome.counts["nothing"], outcome.counts["failed"],
-             " (stopped)" if outcome.stopped else "")
+             organisation.label, tenant_id, outcome.counts["allocated"], outcome.counts["nothing"],
+             outcome.counts["failed"], " (stopped)" if outcome.stopped else "")
     return outcome
 
 
 def _allocate_batch(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation],
-    outcome: TenantAllocations,
+    organisation: organisations.Organisation, run_id: int, batch: list[PendingAllocation], outcome: TenantAllocations,
 ) -> None:
     """Raises XeroCallError when Xero fails for the organisation (its api_log row written)."""
     if not batch:
         return
-    credit_notes, invoices = _read_from_xero(conn, client, run_id, tenant_id, batch)
+    tenant_id = organisation.tenant_id
+    credit_notes, invoices = _read_from_xero(organisation, run_id, batch)
 
-    # What each invoice still owes: two credit notes of a batch can credit one invoice.
-    still_due = {invoice_id: _money(invoice.amount_due) for invoice_id, invoice in invoices.items()}
+    # Each invoice's credit notes in turn, on one caller: two credit notes can credit one invoice, and the second
+    # gets only what the first left of its amount due. Different invoices go at once.
+    by_invoice: dict[int, list[PendingAllocation]] = defaultdict(list)
     for pending in batch:
-        credit_note = credit_notes.get(pending.xero_credit_note_id.lower())
-        invoice = invoices.get(pending.invoice_id)
-        decided = _decide(pending, credit_note, invoice, still_due.get(pending.invoice_id))
-        if decided is not None:
-            status, amount, allocation_id, detail = decided
-            _record(conn, run_id, pending, status, amount, allocation_id, detail)
-            outcome.counts[status] += 1
-            continue
-        remaining = _money(credit_note.remaining_credit)
-        amount = allocation_amount(remaining, still_due[pending.invoice_id])
-        with conn.transaction():
-            claimed = conn.execute(load_sql("allocation_claim"),
-                                   {"run_id": run_id, "credit_note_id": pending.credit_note_id}).fetchone()
-        if claimed is None:
-            continue  # allocated by another run meanwhile
-        status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount, remaining - amount)
-        if status == "unknown":
-            outcome.unknown.append(pending.credit_note_label)
-        elif status == "later":
-            outcome.later.append(pending.credit_note_label)
-        else:
-            outcome.counts[status] += 1
-        if status == "allocated":
-            still_due[pending.invoice_id] -= amount
+        by_invoice[pending.invoice_id].append(pending)
+
+    def allocate_to_invoice(conn: psycopg.Connection, client: XeroClient, credits: list[PendingAllocation]) -> None:
+        invoice = invoices.get(credits[0].invoice_id)
+        still_due = _money(invoice.amount_due) if invoice is not None else None
+        for pending in credits:
+            credit_note = credit_notes.get(pending.xero_credit_note_id.lower())
+            decided = _decide(pending, credit_note, invoice, still_due)
+            if decided is not None:
+                status, amount, allocation_id, detail = decided
+                _record(conn, run_id, pending, status, amount, allocation_id, detail)
+                outcome.add(pending, status)
+                continue
+            remaining = _money(credit_note.remaining_credit)
+            amount = allocation_amount(remaining, still_due)
+            with conn.transaction():
+                claimed = conn.execute(load_sql("allocation_claim"),
+                                       {"run_id": run_id, "credit_note_id": pending.credit_note_id}).fetchone()
+            if claimed is None:
+                outcome.add(pending, "claimed elsewhere")  # allocated by another run meanwhile
+                continue
+            status = _send(conn, client, run_id, tenant_id, pending, str(invoice.invoice_id), amount, remaining - amount)
+            outcome.add(pending, status)
+            if status == "allocated":
+                still_due -= amount
+
+    organisation.at_once(allocate_to_invoice, list(by_invoice.values()))
 
 
 def _read_from_xero(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, batch: list[PendingAllocation]
+    organisation: organisations.Organisation, run_id: int, batch: list[PendingAllocation]
 ) -> tuple[dict[str, CreditNote], dict[int, Invoice]]:
-    """The batch's credit notes (by Xero id) and invoices (by Astute id) as Xero has them now."""
-    try:
-        found, call = client.credit_notes_by_id(tenant_id, [p.xero_credit_note_id for p in batch])
-        sync_state.record_api_call(conn, run_id, call, item_count=len(batch))
-        credit_notes = {str(cn.credit_note_id).lower(): cn for cn in found}
-        invoices: dict[int, Invoice] = {}
-        by_id = {p.xero_invoice_id.lower(): p.invoice_id for p in batch if p.xero_invoice_id}
-        if by_id:
-            found_invoices, call = client.invoices_by_id(tenant_id, sorted(by_id))
-            sync_state.record_api_call(conn, run_id, call, item_count=len(by_id))
-            invoices.update({by_id[str(i.invoice_id).lower()]: i for i in found_invoices if str(i.invoice_id).lower() in by_id})
-        by_number = {p.invoice_number: p.invoice_id for p in batch if not p.xero_invoice_id and p.invoice_number}
-        if by_number:
-            found_numbered, call = client.documents_by_number(INVOICE, tenant_id, sorted(by_number))
-            sync_state.record_api_call(conn, run_id, call, item_count=len(by_number))
-            # Sales invoices only: the number look-up also returns supplier bills, whose numbers Xero does not
-            # keep unique against ours (reconciliation.is_history_copy).
-            invoices.update({by_number[i.invoice_number]: i for i in found_numbered
-                             if i.invoice_number in by_number and is_history_copy(i)})
-    except XeroCallError as error:
-        sync_state.record_api_call(conn, run_id, error.call, item_count=len(batch))
-        raise
+    """The batch's credit notes (by Xero id) and invoices (by Astute id) as Xero has them now: up to three GETs,
+    at once."""
+    tenant_id = organisation.tenant_id
+    by_id = {p.xero_invoice_id.lower(): p.invoice_id for p in batch if p.xero_invoice_id}
+    by_number = {p.invoice_number: p.invoice_id for p in batch if not p.xero_invoice_id and p.invoice_number}
+    reads: list[tuple[str, Callable[[XeroClient], tuple[list[Any], ApiCall]], int]] = [
+        ("credit notes", lambda client: client.credit_notes_by_id(tenant_id, [p.xero_credit_note_id for p in batch]),
+         len(batch)),
+    ]
+    if by_id:
+        reads.append(("invoices", lambda client: client.invoices_by_id(tenant_id, sorted(by_id)), len(by_id)))
+    if by_number:
+        reads.append(("numbered", lambda client: client.documents_by_number(INVOICE, tenant_id, sorted(by_number)),
+                      len(by_number)))
+
+    def read(conn: psycopg.Connection, client: XeroClient, what: tuple) -> tuple[str, list[Any]]:
+        name, send, item_count = what
+        try:
+            found, call = send(client)
+        except XeroCallError as error:
+            sync_state.record_api_call(conn, run_id, error.call, item_count=item_count)
+            raise
+        sync_state.record_api_call(conn, run_id, call, item_count=item_count)
+        return name, found
+
+    found = dict(organisation.at_once(read, reads))
+    credit_notes = {str(cn.credit_note_id).lower(): cn for cn in found["credit notes"]}
+    invoices: dict[int, Invoice] = {}
+    invoices.update({by_id[str(i.invoice_id).lower()]: i for i in found.get("invoices", [])
+                     if str(i.invoice_id).lower() in by_id})
+    # Sales invoices only: the number look-up also returns supplier bills, whose numbers Xero does not
+    # keep unique against ours (reconciliation.is_history_copy).
+    invoices.update({by_number[i.invoice_number]: i for i in found.get("numbered", [])
+                     if i.invoice_number in by_number and is_history_copy(i)})
     return credit_notes, invoices
 
 

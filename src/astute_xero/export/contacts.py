@@ -5,9 +5,10 @@ organisation's active Contacts (Xero's match is case- and accent-insensitive),
 creates the Contact with only a Name when there is none, and stores the link.
 Every later export uses the linked ContactID.
 
-The work is done organisation by organisation (resolve_tenant_contacts): one organisation's
-403, spent daily limit or failing Xero stops that organisation for the run, with its reason,
-and the others carry on.
+The work is done organisation by organisation, side by side (resolve_tenant_contacts), and within
+one organisation up to its 5 calls at once (organisations.Organisation.at_once: the checks of existing
+links, the renames, the look-ups, the creations). One organisation's 403, spent daily limit or failing
+Xero stops that organisation for the run, with its reason, and the others carry on.
 
 A preview (preview.py) does the same lookups and stops short of every write: it records what it would do
 (create, match, rename, relink) in xero_sync.preview_contact, and holds back what the export would hold
@@ -19,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -71,7 +73,7 @@ def resolve_contacts(
     organisation's."""
     each = each or organisations.one_by_one(conn, client)
     tenants = sync_state.exporting_tenants(conn, run_id)
-    outcomes = each(tenants, lambda conn, client, tenant_id, label: resolve_tenant_contacts(conn, client, run_id, tenant_id))
+    outcomes = each(tenants, lambda organisation: resolve_tenant_contacts(organisation, run_id))
     organisations.raise_unexpected(outcomes, XeroCallError)
     total = ContactResolution(0, 0, 0)
     unfinished: list[str] = []
@@ -90,9 +92,10 @@ def resolve_contacts(
     return total
 
 
-def resolve_tenant_contacts(conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str) -> ContactResolution:
+def resolve_tenant_contacts(organisation: organisations.Organisation, run_id: int) -> ContactResolution:
     """One organisation's contact step: check its existing links (merges, archives, renames), then match or
-    create a Contact for each customer without one.
+    create a Contact for each customer without one. Calls that do not depend on each other (the checks of
+    links, the renames, the look-ups of names, the creations) go up to the organisation's concurrency at once.
 
     Xero refusing the app access to the organisation (403: disconnected), its spent daily limit, or Xero
     failing for it (a 5xx: a read still failing after the client's retries, a write whose outcome is
@@ -100,24 +103,44 @@ def resolve_tenant_contacts(conn: psycopg.Connection, client: XeroClient, run_id
     documents wait for the next run. Anything else (no answer at all, a minute limit that persisted)
     raises, for Airflow's retry.
     """
+    conn, tenant_id = organisation.conn, organisation.tenant_id
     if sync_state.tenant_stopped(conn, run_id, tenant_id):
         return ContactResolution(0, 0, 0)
-    counts = {"matched": 0, "created": 0, "held": 0, "relinked": 0}
+    counts = _Tally()
     previewing = sync_state.is_preview(conn, run_id)  # counts are then of what the export would do
     try:
-        _check_existing_links(conn, client, run_id, tenant_id, counts, previewing=previewing)
+        _check_existing_links(organisation, run_id, counts, previewing=previewing)
         customers = [(customer_id, name) for _, customer_id, name in conn.execute(
             load_sql("contacts_to_link"), {"run_id": run_id, "tenant_id": tenant_id})]
         if customers:
-            _resolve_for_tenant(conn, client, run_id, tenant_id, customers, counts, previewing=previewing)
+            _resolve_for_tenant(organisation, run_id, customers, counts, previewing=previewing)
     except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:
             raise
         sync_state.stop_tenant(conn, run_id, tenant_id, reason)
         log.warning("organisation %s stopped for this run: %s", tenant_id, reason)
-        return ContactResolution(**counts, organisations_stopped=1)
-    return ContactResolution(**counts)
+        return ContactResolution(**counts.values(), organisations_stopped=1)
+    return ContactResolution(**counts.values())
+
+
+class _Tally:
+    """An organisation's counts, added to from each of its callers' threads."""
+
+    def __init__(self) -> None:
+        self._counts = {"matched": 0, "created": 0, "held": 0, "relinked": 0}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, count: int) -> None:
+        with self._lock:
+            self._counts[name] += count
+
+    def __getitem__(self, name: str) -> int:
+        return self._counts[name]
+
+    def values(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 def _logged(conn: psycopg.Connection, run_id: int, item_count: int, call_xero: Callable[[], tuple[T, ApiCall]]) -> T:
@@ -134,46 +157,38 @@ def _logged(conn: psycopg.Connection, run_id: int, item_count: int, call_xero: C
 
 
 def _check_existing_links(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, counts: dict[str, int],
-    *, previewing: bool = False,
+    organisation: organisations.Organisation, run_id: int, counts: _Tally, *, previewing: bool = False
 ) -> None:
-    """Links whose Contact was merged away or archived in Xero since: follow the merge, or hold the invoices.
+    """Links whose Contact was merged away or archived in Xero since: follow the merge, or hold the invoices;
+    Contacts whose customer was renamed in Astute: rename them.
 
-    Xero refuses an invoice for an archived Contact; a merged Contact is archived and names the one it
-    was merged into. No call to Xero is made inside a database transaction: a failing call's api_log
-    row is committed, never rolled back with it.
+    The checks (IDS_PER_CHECK links per GET) go at once, then what they found to do (a rename, the name of
+    the Contact a merge went to). No call to Xero is made inside a database transaction: a failing call's
+    api_log row is committed, never rolled back with it.
     """
-    linked = [tuple(row[1:]) for row in conn.execute(load_sql("contacts_linked"), {"run_id": run_id, "tenant_id": tenant_id})]
-    for start in range(0, len(linked), IDS_PER_CHECK):
-        batch = linked[start : start + IDS_PER_CHECK]
+    tenant_id = organisation.tenant_id
+    linked = [tuple(row[1:]) for row in organisation.conn.execute(
+        load_sql("contacts_linked"), {"run_id": run_id, "tenant_id": tenant_id})]
+
+    def check(conn: psycopg.Connection, client: XeroClient, batch: Sequence[tuple]) -> list[tuple]:
+        """One GET of a batch's Contacts; holds the archived ones' documents; returns what needs a call."""
         contact_ids = sorted({contact_id for _, contact_id, _, _ in batch})
-        found = _logged(conn, run_id, len(batch), lambda ids=contact_ids: client.contacts_by_id(tenant_id, ids))
+        found = _logged(conn, run_id, len(batch), lambda: client.contacts_by_id(tenant_id, contact_ids))
         current = {str(contact.contact_id).lower(): contact for contact in found}
+        to_call: list[tuple] = []
         for customer_id, contact_id, name, astute_name in batch:
             contact = current.get(contact_id.lower())
             status = getattr(contact.contact_status, "value", contact.contact_status) if contact else "MISSING"
             if status == "ACTIVE":
                 if name_key(astute_name) != name_key(name):  # a rename, not Xero's spelling of a match
-                    push = _preview_rename if previewing else _push_rename
-                    counts["held"] += push(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name)
+                    to_call.append((customer_id, contact_id, name, astute_name, None))
                 continue
             merged_to = contact.merged_to_contact_id if contact else None
             if merged_to:
-                target = _contact_name(client, conn, run_id, tenant_id, str(merged_to))
-                if previewing:
-                    with conn.transaction():
-                        preview.record_contacts(conn, run_id, tenant_id, preview.RELINK,
-                                                [(customer_id, str(merged_to), target, astute_name)])
-                    counts["relinked"] += 1
-                    continue
-                with conn.transaction():
-                    conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
-                                                                 "contact_id": str(merged_to), "name": target})
-                log.info("customer %s: Contact '%s' was merged in Xero; link moved to '%s'", customer_id, name, target)
-                counts["relinked"] += 1
+                to_call.append((customer_id, contact_id, name, astute_name, str(merged_to)))
                 continue
             with conn.transaction():
-                counts["held"] += conn.execute(
+                counts.add("held", conn.execute(
                     load_sql("hold_customer_documents"),
                     {
                         "run_id": run_id,
@@ -184,7 +199,29 @@ def _check_existing_links(
                         f"{'archived' if contact else 'gone'} in Xero. Restore it in Xero, or remove the "
                         "customer's Contact link so that the next export finds or creates one by name.",
                     },
-                ).rowcount
+                ).rowcount)
+        return to_call
+
+    def follow(conn: psycopg.Connection, client: XeroClient, found: tuple) -> None:
+        customer_id, contact_id, name, astute_name, merged_to = found
+        if merged_to is None:
+            push = _preview_rename if previewing else _push_rename
+            counts.add("held", push(conn, client, run_id, tenant_id, customer_id, contact_id, name, astute_name))
+            return
+        target = _contact_name(client, conn, run_id, tenant_id, merged_to)
+        with conn.transaction():
+            if previewing:
+                preview.record_contacts(conn, run_id, tenant_id, preview.RELINK, [(customer_id, merged_to, target, astute_name)])
+            else:
+                conn.execute(load_sql("contact_link_move"), {"customer_id": customer_id, "tenant_id": tenant_id,
+                                                             "contact_id": merged_to, "name": target})
+        if not previewing:
+            log.info("customer %s: Contact '%s' was merged in Xero; link moved to '%s'", customer_id, name, target)
+        counts.add("relinked", 1)
+
+    to_call = [found for batch in organisation.at_once(check, organisations.batches(linked, IDS_PER_CHECK))
+               for found in batch]
+    organisation.at_once(follow, to_call)
 
 
 def _push_rename(
@@ -254,26 +291,29 @@ def _contact_name(client: XeroClient, conn: psycopg.Connection, run_id: int, ten
 
 
 def _resolve_for_tenant(
-    conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, customers: list[tuple[int, str]],
-    counts: dict[str, int], *, previewing: bool = False,
+    organisation: organisations.Organisation, run_id: int, customers: list[tuple[int, str]], counts: _Tally,
+    *, previewing: bool = False,
 ) -> None:
     """Match each customer's name among the organisation's active Contacts, create the missing ones, link.
 
+    The look-ups (NAMES_PER_LOOKUP names per GET) go at once, then the creations (CONTACTS_PER_CREATE per PUT).
     Links are stored as soon as they are known (the matches after the lookups, each created batch with
     its api_log row), so that work done before a failure is kept.
     """
+    conn, tenant_id = organisation.conn, organisation.tenant_id
     wanted: dict[str, list[int]] = defaultdict(list)  # name key -> customers
     display: dict[str, str] = {}
     for customer_id, name in customers:
         wanted[name_key(name)].append(customer_id)
         display.setdefault(name_key(name), name.strip())
 
+    def look_up(conn: psycopg.Connection, client: XeroClient, batch: Sequence[str]) -> list:
+        names = [display[k] for k in batch]
+        return _logged(conn, run_id, len(batch), lambda: client.contacts_named(tenant_id, names))
+
     found: dict[str, tuple[str, str]] = {}  # name key -> (ContactID, Name)
     keys = list(wanted)
-    for start in range(0, len(keys), NAMES_PER_LOOKUP):
-        batch = keys[start : start + NAMES_PER_LOOKUP]
-        names = [display[k] for k in batch]
-        contacts = _logged(conn, run_id, len(batch), lambda names=names: client.contacts_named(tenant_id, names))
+    for contacts in organisation.at_once(look_up, organisations.batches(keys, NAMES_PER_LOOKUP)):
         for contact in contacts:
             status = getattr(contact.contact_status, "value", contact.contact_status)
             key = name_key(contact.name or "")
@@ -288,17 +328,16 @@ def _resolve_for_tenant(
                                     [(c, *found[k], names[c]) for k in found for c in wanted[k]])
             preview.record_contacts(conn, run_id, tenant_id, preview.CREATE,
                                     [(c, None, None, display[k]) for k in missing for c in wanted[k]])
-        counts["matched"] += matched
-        counts["created"] += len(missing)
+        counts.add("matched", matched)
+        counts.add("created", len(missing))
         log.info("organisation %s: %d customer name(s) would match an existing Contact, %d Contact(s) would be "
                  "created", tenant_id, matched, len(missing))
         return
     with conn.transaction():
         _link(conn, tenant_id, found, wanted)
-    counts["matched"] += matched
+    counts.add("matched", matched)
 
-    for start in range(0, len(missing), CONTACTS_PER_CREATE):
-        batch = missing[start : start + CONTACTS_PER_CREATE]
+    def create(conn: psycopg.Connection, client: XeroClient, batch: Sequence[str]) -> None:
         names = [display[k] for k in batch]
         request_key = "astute-contacts-" + hashlib.sha256((tenant_id + "\n".join(names)).encode()).hexdigest()[:64]
         try:
@@ -328,7 +367,7 @@ def _resolve_for_tenant(
             _link(conn, tenant_id, created, wanted)
             for key, reason in refused.items():
                 for customer_id in wanted[key]:
-                    counts["held"] += conn.execute(
+                    counts.add("held", conn.execute(
                         load_sql("hold_customer_documents"),
                         {
                             "run_id": run_id,
@@ -338,8 +377,10 @@ def _resolve_for_tenant(
                             "message": f"Xero would not create the Contact '{display[key]}': {reason}. "
                             "Fix the customer's name in Astute or the Contact in Xero.",
                         },
-                    ).rowcount
-        counts["created"] += len(created)
+                    ).rowcount)
+        counts.add("created", len(created))
+
+    organisation.at_once(create, organisations.batches(missing, CONTACTS_PER_CREATE))
     if matched or counts["created"]:
         log.info("organisation %s: %d customer name(s) matched an existing Contact, %d Contact(s) created",
                  tenant_id, matched, counts["created"])

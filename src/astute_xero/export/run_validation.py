@@ -1,7 +1,8 @@
 """Validate a run's selected invoices and credit notes, organisation by organisation, batch by batch.
 
 The chart of each organisation (Accounts, TaxRates, Currencies, TrackingCategories, and its lock dates
-from Organisation) is read from Xero once per run, every organisation's at once. Documents and their lines stream out of PostgreSQL in keyset
+from Organisation) is read from Xero once per run, every organisation's side by side, an organisation's
+five reads at once (up to its concurrency). Documents and their lines stream out of PostgreSQL in keyset
 batches, are validated by columns, and the verdicts go back in bulk: issues by
 COPY, stages by one UPDATE per batch.
 """
@@ -17,6 +18,7 @@ from astute_xero.export import organisations, sync_state
 from astute_xero.export.documents import KINDS
 from astute_xero.sql import load_sql
 from astute_xero.export.validation import DocumentValidator, XeroChart, header_frame, line_frame
+from astute_xero.xero.chart import CHART_READS, chart_from_reads, read_chart_part
 from astute_xero.xero.client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ def validate_run(
     each = each or organisations.one_by_one(conn, client)
     checked = held = stopped = 0
     tenants = sync_state.exporting_tenants(conn, run_id)
-    charts = each(tenants, lambda conn, client, tenant_id, label: _read_chart(conn, client, run_id, tenant_id, label))
+    charts = each(tenants, lambda organisation: _read_chart(organisation, run_id))
     organisations.raise_unexpected(charts, XeroCallError)
     unread = [chart for chart in charts if isinstance(chart, XeroCallError)]
     for (tenant_id, organisation), chart in zip(tenants, charts):
@@ -92,22 +94,30 @@ def validate_run(
     return ValidationSummary(checked, held, stopped)
 
 
-def _read_chart(conn: psycopg.Connection, client: XeroClient, run_id: int, tenant_id: str, organisation: str) -> XeroChart | None:
-    """The organisation's chart, its calls logged; None when the organisation's own trouble (403: the app is
-    disconnected from it; its daily limit; Xero still failing after the client's retries) stops it for the
-    run, with the reason. Anything else raises, for Airflow's retry."""
-    try:
-        chart, calls = client.chart(tenant_id, organisation)
-    except XeroCallError as error:
+def _read_chart(organisation: organisations.Organisation, run_id: int) -> XeroChart | None:
+    """The organisation's chart, its five reads at once, each call logged; None when the organisation's own
+    trouble (403: the app is disconnected from it; its daily limit; Xero still failing after the client's
+    retries) stops it for the run, with the reason. Anything else raises, for Airflow's retry."""
+    conn, tenant_id = organisation.conn, organisation.tenant_id
+
+    def read(conn: psycopg.Connection, client: XeroClient, endpoint: str) -> object:
+        try:
+            answer, call = read_chart_part(client, tenant_id, endpoint)
+        except XeroCallError as error:
+            with conn.transaction():
+                sync_state.record_api_call(conn, run_id, error.call)
+            raise
         with conn.transaction():
-            sync_state.record_api_call(conn, run_id, error.call)
+            sync_state.record_api_call(conn, run_id, call)
+        return answer
+
+    try:
+        answers = organisation.at_once(read, list(CHART_READS))
+    except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:
             raise
         sync_state.stop_tenant(conn, run_id, tenant_id, reason)
-        log.warning("organisation %s (%s) stopped for this run: %s", organisation, tenant_id, reason)
+        log.warning("organisation %s (%s) stopped for this run: %s", organisation.label, tenant_id, reason)
         return None
-    with conn.transaction():
-        for call in calls:
-            sync_state.record_api_call(conn, run_id, call)
-    return chart
+    return chart_from_reads(tenant_id, organisation.label, dict(zip(CHART_READS, answers)))

@@ -1,4 +1,5 @@
-"""What a Xero organisation accepts (its chart): read from Xero by the client, checked against by validation.
+"""What a Xero organisation accepts (its chart): read from Xero (five GETs, which do not depend on each other
+and so may go at once: `CHART_READS`, `read_chart_part`, `chart_from_reads`), checked against by validation.
 
 Kept apart from validation (which needs pandas and Great Expectations) so that the Xero client, and every
 task that only calls Xero, imports neither.
@@ -9,6 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the client imports this module
+    from astute_xero.xero.client import ApiCall, XeroClient
 
 TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, or an option but no category
 
@@ -67,3 +72,51 @@ def tracking_key(category: str | None, option: str | None) -> str | None:
     if not category or not option:
         return TRACKING_INCOMPLETE
     return f"{category.strip().casefold()}\x1f{option.strip().casefold()}"
+
+
+# The chart's reads: Xero's endpoint, and the SDK's AccountingApi method that reads it.
+CHART_READS = {
+    "Accounts": "get_accounts",
+    "TaxRates": "get_tax_rates",
+    "Currencies": "get_currencies",
+    "TrackingCategories": "get_tracking_categories",
+    "Organisation": "get_organisations",
+}
+
+
+def read_chart_part(client: XeroClient, tenant_id: str, endpoint: str) -> tuple[Any, ApiCall]:
+    """One of the chart's GETs (an endpoint of CHART_READS), through the client's paced exchange: its slot and
+    budget, its retries, its ApiCall. Each read is independent of the others, so a caller may send the five at
+    once, each from a client of its own."""
+    send = getattr(client._accounting, CHART_READS[endpoint])  # noqa: SLF001 - the xero package's own client
+    return client._invoke("GET", endpoint, tenant_id, lambda **kw: send(tenant_id, **kw))  # noqa: SLF001
+
+
+def chart_from_reads(tenant_id: str, organisation_name: str, reads: Mapping[str, Any]) -> XeroChart:
+    """The chart from the SDK's answers to the five reads (by endpoint of CHART_READS)."""
+    # Its lock dates, shown only when set (the SDK reads them as dates from /Date(ms+0000)/).
+    organisation = (reads["Organisation"].organisations or [None])[0]
+    return XeroChart(
+        tenant_id=tenant_id,
+        organisation_name=organisation_name,
+        account_codes=frozenset(
+            a.code for a in reads["Accounts"].accounts or [] if a.code and _enum(a.status) == "ACTIVE"
+        ),
+        tax_types=frozenset(
+            t.tax_type for t in reads["TaxRates"].tax_rates or [] if t.tax_type and _enum(t.status) != "DELETED"
+        ),
+        currencies=frozenset(_enum(c.code) for c in reads["Currencies"].currencies or [] if c.code),
+        tracking={
+            category.name: frozenset(
+                option.name for option in category.options or [] if _enum(option.status) == "ACTIVE"
+            )
+            for category in reads["TrackingCategories"].tracking_categories or []
+            if category.name and _enum(category.status) == "ACTIVE"
+        },
+        period_lock_date=getattr(organisation, "period_lock_date", None),
+        end_of_year_lock_date=getattr(organisation, "end_of_year_lock_date", None),
+    )
+
+
+def _enum(value: Any) -> Any:
+    return getattr(value, "value", value)
