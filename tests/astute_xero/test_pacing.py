@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import signal
+import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 
@@ -20,9 +27,9 @@ def pacer_for(db: psycopg.Connection, database_url: str):
     apply_migrations(db)
 
     def make(max_slot_wait=pacing.MAX_SLOT_WAIT, max_budget_wait=pacing.MAX_BUDGET_WAIT,
-             slot_margin=pacing.SLOT_MARGIN, **limits) -> Pacer:
+             slot_margin=pacing.SLOT_MARGIN, connect=None, **limits) -> Pacer:
         """A worker's pacer; `limits` are the organisations' (OrganisationLimits fields)."""
-        return Pacer(lambda: psycopg.connect(database_url, autocommit=True),
+        return Pacer(connect or (lambda: psycopg.connect(database_url, autocommit=True)),
                      limits=XeroLimits(OrganisationLimits(**limits)),
                      max_slot_wait=max_slot_wait, max_budget_wait=max_budget_wait, slot_margin=slot_margin)
 
@@ -191,3 +198,222 @@ def test_a_budget_row_locked_by_a_worker_that_stopped_inside_its_transaction_com
     with waiter.call("org-frozen"):
         pass
     assert 5 < time.monotonic() - started < 15, "the stopped worker's session was ended by the server (10 s idle)"
+
+
+# --- waiting for a slot without polling, in turn (issue 22) -------------------------------------------
+
+
+class WireLog:
+    """Every statement the connections it makes send, as libpq traces them on the wire: a simple-protocol Query or
+    an extended-protocol Sync is one round trip the server answers, whatever the code above libpq does. (The
+    server's own count, pg_stat_database.xact_commit, lags by up to 10 s for an idle backend and counts the
+    server's internal transactions too: too blurred for a second-by-second figure.)"""
+
+    _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\tF\t\d+\t(Query|Sync)\b", re.M)
+
+    def __init__(self, database_url: str):
+        self._url = database_url
+        self._traced: list[tuple[psycopg.Connection, str]] = []
+
+    def connect(self) -> psycopg.Connection:
+        conn = psycopg.connect(self._url, autocommit=True)
+        fd, path = tempfile.mkstemp(prefix="pacer-wire-", suffix=".log")
+        conn.pgconn.trace(fd)  # libpq writes (and at untrace closes) it
+        self._traced.append((conn, path))
+        return conn
+
+    def stop(self) -> None:
+        """Stop tracing (flushing each trace): call before the connections close."""
+        for conn, _ in self._traced:
+            if not conn.closed:
+                conn.pgconn.untrace()
+
+    def statements(self, start: dt.datetime, end: dt.datetime) -> list[int]:
+        """Statements each traced connection sent between `start` and `end` (local time, as libpq stamps them)."""
+        counts = []
+        for _, path in self._traced:
+            with open(path, encoding="utf-8", errors="replace") as trace:
+                stamps = [dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+                          for m in self._LINE.finditer(trace.read())]
+            os.unlink(path)
+            counts.append(sum(1 for stamp in stamps if start <= stamp < end))
+        return counts
+
+
+class Holders:
+    """`n` workers in threads, each in a call of `tenant` until `release()` (an organisation's slots all busy)."""
+
+    def __init__(self, pacer_for, tenant: str, n: int, **limits):
+        self._done = threading.Event()
+        self._inside = threading.Semaphore(0)
+        self._threads = [threading.Thread(target=self._hold, args=(pacer_for(**limits), tenant)) for _ in range(n)]
+        for thread in self._threads:
+            thread.start()
+        for _ in range(n):
+            assert self._inside.acquire(timeout=10), "a holder never got its slot"
+
+    def _hold(self, pacer: Pacer, tenant: str) -> None:
+        with pacer.call(tenant):
+            self._inside.release()
+            self._done.wait(60)
+        pacer.close()
+
+    def release(self) -> None:
+        self._done.set()
+        for thread in self._threads:
+            thread.join(10)
+
+
+def start_waiters(pacers: list[Pacer], tenant: str, gap_s: float = 0.0, hold_s: float = 0.0) -> tuple[list, list]:
+    """One thread per pacer, started `gap_s` apart, each making one call; (threads, [(index, time) in the order
+    they got their slot])."""
+    served: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def wait(index: int, pacer: Pacer) -> None:
+        with pacer.call(tenant):
+            with lock:
+                served.append((index, time.monotonic()))
+            time.sleep(hold_s)
+
+    threads = []
+    for index, pacer in enumerate(pacers):
+        threads.append(threading.Thread(target=wait, args=(index, pacer)))
+        threads[-1].start()
+        time.sleep(gap_s)
+    return threads, served
+
+
+def test_a_waiting_worker_sends_at_most_one_statement_a_second(pacer_for, database_url):
+    """Ten workers wait for an organisation whose 5 slots are all busy: the database hears at most one statement a
+    second from each (it was 5 every 50 ms each: a poll of every slot)."""
+    holders = Holders(pacer_for, "org-queue", 5)
+    wire = WireLog(database_url)
+    waiters = [pacer_for(connect=wire.connect) for _ in range(10)]
+    threads, served = start_waiters(waiters, "org-queue")
+    time.sleep(1.5)  # every waiter has found the slots taken and settled into waiting
+    window_s = 6.0
+    window_start = dt.datetime.now()
+    time.sleep(window_s)
+    window_end = dt.datetime.now()
+    holders.release()
+    for thread in threads:
+        thread.join(15)
+    wire.stop()
+    for waiter in waiters:
+        waiter.close()
+    assert len(served) == 10, "every waiter got a slot once the holders were done"
+    each = wire.statements(window_start, window_end)
+    assert max(each) / window_s <= 1.0, f"statements sent by each waiting worker in {window_s:g} s: {each}"
+
+
+def test_waiters_get_their_slot_in_the_order_they_came(pacer_for):
+    holders = Holders(pacer_for, "org-fifo", 1, concurrent=1)
+    waiters = [pacer_for(concurrent=1) for _ in range(5)]  # A, B, C, D, E
+    threads, served = start_waiters(waiters, "org-fifo", gap_s=0.3, hold_s=0.1)
+    holders.release()
+    for thread in threads:
+        thread.join(30)
+    for waiter in waiters:
+        waiter.close()
+    assert [index for index, _ in served] == [0, 1, 2, 3, 4]
+
+
+def test_a_slot_is_handed_over_at_once_when_its_holder_is_done(pacer_for):
+    """The next waiter is told (NOTIFY) rather than finding out on its next periodic look."""
+    holders = Holders(pacer_for, "org-handover", 1, concurrent=1)
+    waiter = pacer_for(concurrent=1)
+    threads, served = start_waiters([waiter], "org-handover")
+    time.sleep(0.5)
+    released = time.monotonic()
+    holders.release()
+    threads[0].join(10)
+    waiter.close()
+    assert served and served[0][1] - released < 0.5, "within the waiter's periodic wake-up (2.5 s): it was not told"
+
+
+def _pacer_process(database_url: str, tenant: str, threads: int, calls: int, hold_s: float, ticket_ttl_s: float) -> None:
+    """A worker process (run by `spawn_workers`): `threads` pacers of its own, each making `calls` calls of `hold_s`;
+    prints when each call was inside its slot, as JSON lines of [start, end] (time.time, one clock on this host)."""
+    options = {"ticket_ttl": dt.timedelta(seconds=ticket_ttl_s)} if hasattr(pacing, "TICKET_TTL") else {}
+    lock = threading.Lock()
+
+    def work() -> None:
+        pacer = Pacer(lambda: psycopg.connect(database_url, autocommit=True), **options)
+        for _ in range(calls):
+            with pacer.call(tenant):
+                start = time.time()
+                time.sleep(hold_s)
+                end = time.time()
+            with lock:
+                print(json.dumps([start, end]), flush=True)
+        pacer.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def spawn_workers(database_url: str, tenant: str, threads: int = 1, calls: int = 1, hold_s: float = 0.0,
+                  ticket_ttl_s: float = 10.0) -> subprocess.Popen:
+    code = ("import sys; from tests.astute_xero.test_pacing import _pacer_process; "
+            "_pacer_process(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:5]), *map(float, sys.argv[5:7]))")
+    return subprocess.Popen(
+        [sys.executable, "-c", code, database_url, tenant, str(threads), str(calls), str(hold_s), str(ticket_ttl_s)],
+        stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+
+
+def test_never_more_calls_in_flight_than_the_limit_across_processes(pacer_for, database_url):
+    pacer_for()  # the schema
+    processes = [spawn_workers(database_url, "org-hosts", threads=4, calls=3, hold_s=0.15) for _ in range(3)]
+    intervals = []
+    for process in processes:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        intervals += [json.loads(line) for line in out.splitlines()]
+    assert len(intervals) == 3 * 4 * 3
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda event: (event[0], event[1]))  # an end before a start at the same instant
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak == 5
+
+
+def test_a_waiter_killed_in_the_queue_holds_it_up_for_one_ticket_ttl_at_most(pacer_for, db, database_url):
+    """A waiter process is SIGKILLed while first in the queue: its ticket is never renewed nor given back. The
+    waiter behind it gets the slot within the ticket's time-to-live (2 s here) of the kill, not never."""
+    ttl = dt.timedelta(seconds=2)
+    holders = Holders(pacer_for, "org-killed", 1, concurrent=1)
+    doomed = spawn_workers(database_url, "org-killed", ticket_ttl_s=ttl.total_seconds())
+    deadline = time.monotonic() + 10
+    while not _queued(db, "org-killed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    killed = time.monotonic()
+    waiter = Pacer(lambda: psycopg.connect(database_url, autocommit=True),
+                   limits=XeroLimits(OrganisationLimits(concurrent=1)), **_ticket_ttl(ttl))
+    threads, served = start_waiters([waiter], "org-killed")
+    time.sleep(0.3)
+    holders.release()  # the slot is free: the dead waiter's turn, announced to nobody
+    threads[0].join(ttl.total_seconds() + 10)
+    waiter.close()
+    assert served, "the waiter behind a dead one got the slot"
+    assert served[0][1] - killed < ttl.total_seconds() + 1.0
+
+
+def _queued(db: psycopg.Connection, tenant: str) -> bool:
+    """Whether a worker waits for one of the organisation's slots (a ticket, or polling: a holder we can't see)."""
+    exists = db.execute("SELECT to_regclass('xero_sync.slot_ticket') IS NOT NULL").fetchone()[0]
+    if not exists:  # before issue 22 nothing shows a waiter: give it time to start polling
+        time.sleep(2)
+        return True
+    return db.execute("SELECT count(*) FROM xero_sync.slot_ticket WHERE tenant_id = %s", (tenant,)).fetchone()[0] > 0
+
+
+def _ticket_ttl(ttl: dt.timedelta) -> dict:
+    return {"ticket_ttl": ttl} if hasattr(pacing, "TICKET_TTL") else {}

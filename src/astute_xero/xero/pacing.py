@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from astute_xero import leases
 from astute_xero.sql import load_sql
@@ -39,7 +40,12 @@ from astute_xero.sql import load_sql
 # minute (1.6 % of the rate), 7 s for the benchmark's scaled 6 s minute.
 WINDOW_SKEW = 1 / 60
 ARRIVAL_MARGIN = dt.timedelta(seconds=1)
-SLOT_POLL_S = 0.05
+# A waiter for a slot wakes (one statement: its ticket renewed, its turn checked) at least this often, and sooner
+# when told it is its turn. A ticket lives TICKET_TTL unless renewed: a waiter that died leaves the queue within it.
+WAITER_WAKE_S = 2.5
+TICKET_TTL = dt.timedelta(seconds=10)
+EXPIRY_MARGIN_S = 0.02  # a held slot or ticket ahead expiring: look just after, on the database's clock
+BUDGET_RECHECK_S = 0.05  # the least pause between two looks at the budget (its next call is due then)
 # Longer than Xero's minute window: a free budget is always reached sooner unless something is wrong
 # (e.g. a Retry-After that outlasts it, which fails at once).
 MAX_BUDGET_WAIT = dt.timedelta(minutes=10)
@@ -161,6 +167,7 @@ class Pacer:
         max_budget_wait: dt.timedelta = MAX_BUDGET_WAIT,
         slot_margin: dt.timedelta = SLOT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
+        ticket_ttl: dt.timedelta = TICKET_TTL,
     ):
         self._connect = connect
         self._conn: psycopg.Connection | None = None
@@ -171,6 +178,10 @@ class Pacer:
         self._max_budget_wait_s = max_budget_wait.total_seconds()
         self._slot_margin = slot_margin
         self._clock = clock
+        self._ticket_ttl = ticket_ttl
+        self._wake_s = min(WAITER_WAKE_S, ticket_ttl.total_seconds() / 4)
+        self._listening_on: psycopg.Connection | None = None
+        self._listening: set[str] = set()
         self.waited_s = 0.0
 
     @property
@@ -199,7 +210,9 @@ class Pacer:
             self._keep_slot(slot)  # its time-to-live counts from the request, not from the wait before it
             yield
         finally:
-            leases.release(self._db, slot.holder, [slot.key])
+            self._db.execute(load_sql("pacing_release_slot"), {
+                "tenant_id": tenant_id, "holder": slot.holder, "slot_key": slot.key,
+                "concurrent": self.limits.of(tenant_id).concurrent})
 
     def block(self, tenant_id: str, seconds: float) -> None:
         """Xero said 'minute limit' with a Retry-After: no worker calls this organisation for `seconds`, and our
@@ -265,26 +278,70 @@ class Pacer:
             raise DayBudgetSpent(_day_spent_message(budget), budget.returns_at)
 
     def _take_slot(self, slot: _Slot, limit: float | None) -> None:
+        """A slot, in turn: taken at once if one is free and nobody waits, else after a ticket in the organisation's
+        queue (migration 015) comes to the front. Waiting costs one statement per wake-up: when told it is our turn
+        (NOTIFY), when the head of the queue must look at a slot or ticket expiring, and every `_wake_s` in any case
+        (renewing the ticket; and the whole hand-over where notifications do not arrive, behind a pooler)."""
         concurrent = self.limits.of(slot.tenant_id).concurrent
         bound = self._max_slot_wait_s if limit is None else min(self._max_slot_wait_s, max(0.0, limit))
         started = self._clock()
-        while True:
-            for number in range(concurrent):
-                key = f"slot:{slot.tenant_id}:{number}"
-                if leases.acquire(self._db, slot.holder, [key], slot.ttl):
+        ticket = None
+        try:
+            while True:
+                key, ticket, channel, wake_in = self._db.execute(load_sql("pacing_take_slot"), {
+                    "tenant_id": slot.tenant_id, "holder": slot.holder, "concurrent": concurrent,
+                    "slot_ttl": slot.ttl, "ticket": ticket, "ticket_ttl": self._ticket_ttl,
+                }).fetchone()
+                if key is not None:
                     slot.key = key
                     return
-            waited = self._clock() - started
-            if waited >= bound:
-                raise PacingTimeout(
-                    f"waited {waited:.1f} s for one of Xero organisation {slot.tenant_id}'s call slots "
-                    f"({_calls(concurrent)} in progress at once allowed; every slot held by another worker) "
-                    f"and gave up: the bound is {bound:g} s"
-                    + ("" if bound == self._max_slot_wait_s else ", the time this task has left for a call")
-                    + ". Nothing was sent. A worker may be stuck in a call; a slot whose worker died comes back "
-                    "within the call's own time bound."
-                )
-            self._wait(min(SLOT_POLL_S, bound - waited))
+                if self._listen(channel):
+                    continue  # our turn may have been announced before we listened: look once more
+                waited = self._clock() - started
+                if waited >= bound:
+                    raise PacingTimeout(
+                        f"waited {waited:.1f} s for one of Xero organisation {slot.tenant_id}'s call slots "
+                        f"({_calls(concurrent)} in progress at once allowed; every slot held by another worker) "
+                        f"and gave up: the bound is {bound:g} s"
+                        + ("" if bound == self._max_slot_wait_s else ", the time this task has left for a call")
+                        + ". Nothing was sent. A worker may be stuck in a call; a slot whose worker died comes back "
+                        "within the call's own time bound."
+                    )
+                pause = min(self._wake_s, bound - waited)
+                if wake_in is not None:
+                    pause = min(pause, max(wake_in, 0.0) + EXPIRY_MARGIN_S)
+                self._await_turn(channel, ticket, pause)
+        finally:
+            if ticket is not None and slot.key == "":
+                self._leave_queue(slot, ticket, concurrent)
+
+    def _listen(self, channel: str) -> bool:
+        """LISTEN on the organisation's channel, once per connection; True if it was not listening yet."""
+        if self._listening_on is not self._db:
+            self._listening_on, self._listening = self._db, set()
+        if channel in self._listening:
+            return False
+        self._db.execute(sql.SQL(load_sql("pacing_listen")).format(channel=sql.Identifier(channel)))
+        self._listening.add(channel)
+        return True
+
+    def _await_turn(self, channel: str, ticket: int, seconds: float) -> None:
+        """Block (no statement sent) until the organisation's channel names our ticket, or `seconds` pass."""
+        mine = str(ticket)
+        started = time.monotonic()
+        try:
+            for notify in self._db.notifies(timeout=max(seconds, 0.0)):
+                if notify.channel == channel and mine in notify.payload.split(","):
+                    break
+        finally:
+            self.waited_s += time.monotonic() - started
+
+    def _leave_queue(self, slot: _Slot, ticket: int, concurrent: int) -> None:
+        try:
+            self._db.execute(load_sql("pacing_leave_queue"), {
+                "tenant_id": slot.tenant_id, "holder": slot.holder, "ticket": ticket, "concurrent": concurrent})
+        except psycopg.Error:  # the ticket expires on its own within its time-to-live
+            pass
 
     def _keep_slot(self, slot: _Slot) -> None:
         """Renew the slot's lease while its holder waits for the budget (or is about to call)."""
@@ -335,7 +392,8 @@ class Pacer:
                     f" would come in {wait:.1f} s, after {waited:.1f} s of waiting: longer than {bounded_by}. "
                     "Nothing was sent."
                 )
-            self._wait(min(max(wait, SLOT_POLL_S), bound - waited))
+            # Sleep until the minute has a call (one statement per wake-up, not a poll), renewing the slot meanwhile.
+            self._wait(min(max(wait, BUDGET_RECHECK_S), bound - waited, slot.ttl.total_seconds() / 3))
 
     @staticmethod
     def _minute_wait(budget: dict[str, Any], per_minute: int, window: dt.timedelta) -> tuple[float, bool]:
