@@ -242,3 +242,49 @@ def test_allocations_of_one_organisation_go_five_at_once_each_once_and_for_the_r
     assert (again.allocated, again.nothing, again.failed) == (0, 0, 0)
     assert sum(1 for r in xero.backend.requests if r.method == "PUT" and r.path.endswith("/Allocations")) == 14, \
         "nothing allocated twice"
+
+
+class FakeConnection:
+    closed = broken = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_callers_are_shared_within_a_bound_and_kept_for_organisations_yet_to_start():
+    opened = []
+
+    def connect():
+        opened.append(FakeConnection())
+        return opened[-1]
+
+    callers = organisations.Callers(connect, lambda: None, size=4, organisations=2)
+    first = callers.take(wait=True)  # the first organisation's own
+    borrowed = [callers.take(wait=False), callers.take(wait=False)]
+    assert None not in borrowed and callers.take(wait=False) is None, "one kept for the second organisation"
+    second = callers.take(wait=True)
+    assert second is not None and len(opened) == 4 and callers.take(wait=False) is None, "never more than 4"
+    callers.give_back(borrowed[0])
+    assert callers.take(wait=False) is borrowed[0], "given back, lent again, not opened anew"
+    for caller in (first, second, borrowed[0], borrowed[1]):
+        callers.give_back(caller)
+    callers.close()
+    assert all(conn.closed for conn in opened)
+
+
+def test_an_item_that_fails_stops_those_not_started_and_its_error_is_raised_after_the_others_finish():
+    callers = organisations.Callers(FakeConnection, lambda: None, size=5, organisations=1)
+    organisation = organisations.Organisation("t", "Org", callers.take(wait=True), callers, width=5)
+    done = []
+
+    def work(conn, client, item):
+        if item == 3:
+            raise ValueError("three")
+        done.append(item)
+        return item * 10
+
+    assert organisation.at_once(work, [0, 1, 2]) == [0, 10, 20], "results in the items' order"
+    done.clear()
+    with pytest.raises(ValueError, match="three"):
+        organisation.at_once(work, range(100))
+    assert len(done) < 99, "the items not started when one failed are not started"

@@ -24,6 +24,7 @@ organisation has had its turn, so one organisation's trouble never cuts another'
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,8 @@ import psycopg
 
 from astute_xero.xero.client import XeroClient
 from astute_xero.xero.pacing import OrganisationLimits
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item of work
@@ -74,22 +77,31 @@ class Caller:
 class Callers:
     """A step's callers: at most `size`, each opened the first time one is needed and none free, reused after."""
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], make_client: Callable[[], XeroClient], size: int):
+    def __init__(
+        self, connect: Callable[[], psycopg.Connection], make_client: Callable[[], XeroClient], size: int,
+        organisations: int = 0,
+    ):
+        """`organisations`: how many will each take a caller of their own (`wait=True`): until they have, as many
+        callers are kept for them, never borrowed."""
         self._connect = connect
         self._make_client = make_client
         self._size = max(1, size)
         self._free: list[Caller] = []
         self._opened = 0
+        self._kept = organisations
         self._changed = threading.Condition()
 
     def take(self, *, wait: bool) -> Caller | None:
-        """A free caller, a new one while fewer than `size` are open, or (wait=False) None; `wait` blocks until one
-        comes back."""
+        """An organisation's own caller (`wait`: blocks until one is free), or one to borrow (None when none is free
+        beyond those kept for organisations yet to start): a free one, or a new one while fewer than `size` are
+        open."""
         with self._changed:
-            while not self._free and self._opened >= self._size:
-                if not wait:
-                    return None
-                self._changed.wait()
+            if wait:
+                while not self._free and self._opened >= self._size:
+                    self._changed.wait()
+                self._kept = max(0, self._kept - 1)
+            elif len(self._free) + self._size - self._opened <= self._kept:
+                return None
             if self._free:
                 return self._free.pop()
             self._opened += 1  # reserved; opened outside the lock
@@ -175,6 +187,7 @@ class Organisation:
                 self._callers.give_back(caller)
 
         count = len(pending)
+        can_borrow = True
         if self.width == 1 or count <= 1:
             work_through(self._own)
         else:
@@ -183,8 +196,14 @@ class Organisation:
                     with lock:
                         # Items waiting beyond the one this thread takes next and those the helpers are at.
                         wanted = min(len(pending) - 1 - helping, self.width - 1 - helping) if not failures else 0
-                    for _ in range(max(0, wanted)):
-                        caller = self._callers.take(wait=False)
+                    for _ in range(max(0, wanted if can_borrow else 0)):
+                        try:
+                            caller = self._callers.take(wait=False)
+                        except Exception as error:  # noqa: BLE001 - e.g. the database's connections all in use
+                            log.warning("organisation %s: works on the %d caller(s) it has; opening another failed: %s",
+                                        self.label, 1 + helping, error)
+                            can_borrow = False
+                            break
                         if caller is None:
                             break
                         with lock:
@@ -239,7 +258,7 @@ def side_by_side(
     def run(tenants: list[tuple[str, str]], work: OrganisationWork) -> list[Outcome]:
         if not tenants:
             return []
-        pool = Callers(connect, make_client, callers)
+        pool = Callers(connect, make_client, callers, organisations=len(tenants))
 
         def one(tenant_id: str, label: str) -> Outcome:
             try:
