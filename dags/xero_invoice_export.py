@@ -44,13 +44,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
-from astute_xero.export import tasks
+from astute_xero.lazy import lazy_module
 from astute_xero.operations import entity_choices
 from astute_xero.dag_policy import (DATABASE_STEP_TIMEOUT, FAILURE_ALERT, LANE_TIMEOUT, OWNER, SMALL_STEP_TIMEOUT,
                                     START_DATE, export_deadline)
+
+tasks = lazy_module("astute_xero.export.tasks")  # imported by the task that runs, not by every parse (astute_xero.lazy)
 
 RETRIES = {"retries": 3, "retry_delay": dt.timedelta(seconds=30), "retry_exponential_backoff": 2.0,
            "max_retry_delay": dt.timedelta(minutes=10)}
@@ -185,6 +186,8 @@ def xero_invoice_export():
     # nothing waits on a worker for Xero's day to return. A retried task finds the run already there.
     @task(trigger_rule="all_done", execution_timeout=SMALL_STEP_TIMEOUT)
     def continue_backlog(export_run_id: int) -> str | None:
+        from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
         context = get_current_context()
         follow = tasks.continue_backlog(export_run_id)
         if follow is None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from astute_xero.export import tasks
+from astute_xero.lazy import lazy_module
 from astute_xero.dag_policy import OPERATIONS_DAG, SMALL_STEP_TIMEOUT
+
+tasks = lazy_module("astute_xero.export.tasks")  # imported by the task that runs, not by every parse (astute_xero.lazy)
 
 
 @dag(

@@ -31,7 +31,9 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 
 from astute_xero.dag_policy import FAILURE_ALERT, OWNER, SMALL_STEP_TIMEOUT, START_DATE
-from astute_xero.readback import tasks
+from astute_xero.lazy import lazy_module
+
+tasks = lazy_module("astute_xero.readback.tasks")  # imported by the task that runs, not by every parse (astute_xero.lazy)
 
 # An organisation's read is bound by Xero's rate limit: a page of 1,000 documents per call, 60 calls a minute.
 # A first (full) read of a million invoices is 1,000 calls: 17 minutes at Xero's pace; 2 hours leaves room

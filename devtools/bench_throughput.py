@@ -10,17 +10,21 @@ LocalExecutor's parallel task slots, dag-processor, triggerer; devtools/airflow_
   the backlog by themselves (each run triggers the next while there is backlog); the scenario ends
   when the backlog is delivered, Airflow is idle, or its time is up.
 * B, many organisations with a few chunks each: the concurrency and minute limits bind.
+* C, three organisations of 4,000 invoices at Xero's own limits, as deployed: the whole run (Contacts,
+  chart, chunks, allocation, summary) and its chunk phase against the least time Xero's limits allow.
 
 Figures per scenario: invoices delivered per window divided by what Xero's limits allow in that
 window (target >= 0.9); 429s per organisation per window (target <= 1); the peak number of calls in
 progress per organisation; and what Airflow adds per mapped chunk task (scheduled -> queued ->
 started, the worker's fork/parse/report time, the task's time outside its Xero call).
 
-    python -m devtools.bench_throughput [A] [B]        # environment: BENCH_PARALLELISM, BENCH_KEEP_HOME
+    python -m devtools.bench_throughput [A] [B] [C]    # environment: BENCH_PARALLELISM, BENCH_KEEP_HOME,
+                                                       # BENCH_CELERY_WORKERS (0: LocalExecutor; 2: the cluster)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -39,6 +43,7 @@ import psycopg
 from devtools import astute_db
 from devtools.airflow_deployment import AirflowDeployment, TaskInstanceRecord
 from devtools.astute_data import AstuteData, Line
+from devtools.loopback_services import postgres_server_url, redis_broker
 from devtools.xero_setup import airflow_connection_json, authorise_app
 from xero_sandbox import XeroSandbox
 
@@ -168,8 +173,12 @@ def xero_connection(app: Any, sandbox_url: str, limits: ScaledLimits) -> str:
 
 
 # --------------------------------------------------------------------------------------------- a run
-def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False) -> dict[str, Any]:
-    print(f"\n=== Scenario {scenario.name}: {scenario.title}", flush=True)
+def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False, celery_workers: int = 0) -> dict[str, Any]:
+    """`celery_workers`: 0, Airflow's LocalExecutor; else a CeleryExecutor cluster as `make test-cluster` runs it
+    (the machine's PostgreSQL and Redis on loopback, else its own), that many workers of parallelism // workers
+    task slots each."""
+    executor = f"CeleryExecutor, {celery_workers} workers" if celery_workers else "LocalExecutor"
+    print(f"\n=== Scenario {scenario.name} ({executor}): {scenario.title}", flush=True)
     sandbox = XeroSandbox.start(host="127.0.0.1", port=0)
     try:
         tenants = set_up_sandbox(sandbox, scenario)
@@ -182,8 +191,15 @@ def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False) 
             "AIRFLOW_CONN_ASTUTE_DB": astute_db.airflow_connection_json(url),
             "AIRFLOW_CONN_XERO_DEFAULT": xero_connection(app, sandbox.url, scenario.limits),
         }
-        print(f"  starting Airflow (LocalExecutor, parallelism {parallelism}, pool xero_api {pool}) ...", flush=True)
-        with AirflowDeployment(parallelism=parallelism, pools={"xero_api": pool}, env=env) as airflow:
+        print(f"  starting Airflow ({executor}, parallelism {parallelism}, pool xero_api {pool}) ...", flush=True)
+        with contextlib.ExitStack() as stack:
+            cluster: dict[str, Any] = {}
+            if celery_workers:
+                cluster = {"server_url": postgres_server_url(), "celery_workers": celery_workers,
+                           "broker_url": stack.enter_context(redis_broker()),
+                           "worker_concurrency": max(1, parallelism // celery_workers)}
+            airflow = stack.enter_context(AirflowDeployment(parallelism=parallelism, pools={"xero_api": pool}, env=env,
+                                                            **cluster))
             airflow.wait_for_dag(DAG_ID)
             sandbox.backend.rate_limiter.reset()  # count from the benchmark's start only
             cpu_before, own_before = airflow.cpu_seconds(), _own_cpu()
@@ -215,7 +231,7 @@ def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False) 
         figures = measure(scenario, sandbox, tenants, tis, runs, workloads, api_log, entity_tenants, unpaused, elapsed)
         figures.update(cost_per_chunk(cpu, cpu_samples, api_log, lane_results))
         chunks_done = max(1, figures["chunk_tasks"])
-        figures.update(parallelism=parallelism, pool_slots=pool, finished=finished, airflow_home=str(home),
+        figures.update(executor=executor, parallelism=parallelism, pool_slots=pool, finished=finished, airflow_home=str(home),
                        latency_s=LATENCY_S, limits=dataclasses.asdict(scenario.limits), cpu_s=cpu,
                        cpu_s_per_chunk_task=round(sum(cpu.values()) / chunks_done, 2),
                        chunk_task_phases_s=phases, stage_s=stages, cores=os.cpu_count())
@@ -613,7 +629,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
     rows: list[tuple[str, Any]] = [
         ("organisations", "organisations"),
         ("backlog / delivered invoices", lambda r: f"{r['backlog_invoices']:,} / {r['delivered_invoices']:,}"),
-        ("cores / LocalExecutor parallelism / xero_api pool", lambda r: f"{r['cores']} / {r['parallelism']} / {r['pool_slots']}"),
+        ("executor", "executor"),
+        ("cores / parallelism / xero_api pool", lambda r: f"{r['cores']} / {r['parallelism']} / {r['pool_slots']}"),
         ("limits: per minute, per day, concurrent", lambda r: "{per_minute}/{minute_s:g}s, {per_day}/{day_s:g}s, {concurrent}".format(**r["limits"])),
         ("PUT latency (s)", lambda r: r["latency_s"]["/api.xro/2.0/Invoices"]),
         ("elapsed from unpause (s)", "elapsed_s"),
@@ -675,8 +692,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     chosen = [a.upper() for a in argv] or ["A", "B"]
     parallelism = int(os.environ.get("BENCH_PARALLELISM", "24"))
     keep_home = os.environ.get("BENCH_KEEP_HOME", "") not in ("", "0")
+    celery_workers = int(os.environ.get("BENCH_CELERY_WORKERS", "0"))
     available = scenarios()
-    results = [run_scenario(available[name], parallelism, keep_home) for name in chosen]
+    results = [run_scenario(available[name], parallelism, keep_home, celery_workers) for name in chosen]
     print_table(results)
     return {r["scenario"]: r for r in results}
 

@@ -24,6 +24,29 @@ def test_dags_import_without_errors(dagbag):
     }
 
 
+# What only a running task needs: parsing a DAG file (the dag-processor's every few minutes, and every task
+# process before its task) must not pay for it (astute_xero.lazy). Not xero_housekeeping: its form's default
+# comes from the retention module, and it runs four tasks a day.
+TASK_ONLY_MODULES = ("astute_xero.export.tasks", "astute_xero.readback.tasks", "astute_xero.operations.retention",
+                     "psycopg", "xero_python", "pandas", "great_expectations")
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (REPO_ROOT / "dags").glob("xero_*.py")
+                                           if p.name != "xero_housekeeping.py"))
+def test_parsing_a_dag_file_does_not_import_the_task_bodies(dag_file):
+    import subprocess
+    import sys
+
+    probe = (
+        "import runpy, sys, json; import airflow.sdk; "
+        f"runpy.run_path({str(REPO_ROOT / 'dags' / dag_file)!r}); "
+        f"print(json.dumps([m for m in {TASK_ONLY_MODULES!r} if m in sys.modules and "
+        "type(sys.modules[m]).__name__ != '_LazyModule']))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    assert found.stdout.strip().splitlines()[-1] == "[]", f"{dag_file} imports at parse time: {found.stdout}"
+
+
 def test_every_dag_has_docs_tags_an_owner_and_retries(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.doc_md and len(dag.doc_md) > 200, f"{dag_id} needs doc_md for the Airflow UI"

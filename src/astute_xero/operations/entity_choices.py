@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import closing
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from astute_xero.sql import load_sql
+
+if TYPE_CHECKING:  # the DAG file imports this module on every parse: psycopg only where a task reads Astute
+    import psycopg
 
 log = logging.getLogger(__name__)
 
