@@ -6,10 +6,8 @@ import datetime as dt
 import json
 import os
 import signal
-import re
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -20,6 +18,7 @@ from astute_xero.xero import pacing
 from astute_xero.operations.migrations import apply_migrations
 from astute_xero.xero.pacing import OrganisationLimits, Pacer, XeroLimits
 from astute_xero import leases
+from devtools.bench_waiting import WireLog  # every statement a connection sends, counted on the wire
 
 
 @pytest.fixture
@@ -201,43 +200,6 @@ def test_a_budget_row_locked_by_a_worker_that_stopped_inside_its_transaction_com
 
 
 # --- waiting for a slot without polling, in turn (issue 22) -------------------------------------------
-
-
-class WireLog:
-    """Every statement the connections it makes send, as libpq traces them on the wire: a simple-protocol Query or
-    an extended-protocol Sync is one round trip the server answers, whatever the code above libpq does. (The
-    server's own count, pg_stat_database.xact_commit, lags by up to 10 s for an idle backend and counts the
-    server's internal transactions too: too blurred for a second-by-second figure.)"""
-
-    _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\tF\t\d+\t(Query|Sync)\b", re.M)
-
-    def __init__(self, database_url: str):
-        self._url = database_url
-        self._traced: list[tuple[psycopg.Connection, str]] = []
-
-    def connect(self) -> psycopg.Connection:
-        conn = psycopg.connect(self._url, autocommit=True)
-        fd, path = tempfile.mkstemp(prefix="pacer-wire-", suffix=".log")
-        conn.pgconn.trace(fd)  # libpq writes (and at untrace closes) it
-        self._traced.append((conn, path))
-        return conn
-
-    def stop(self) -> None:
-        """Stop tracing (flushing each trace): call before the connections close."""
-        for conn, _ in self._traced:
-            if not conn.closed:
-                conn.pgconn.untrace()
-
-    def statements(self, start: dt.datetime, end: dt.datetime) -> list[int]:
-        """Statements each traced connection sent between `start` and `end` (local time, as libpq stamps them)."""
-        counts = []
-        for _, path in self._traced:
-            with open(path, encoding="utf-8", errors="replace") as trace:
-                stamps = [dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-                          for m in self._LINE.finditer(trace.read())]
-            os.unlink(path)
-            counts.append(sum(1 for stamp in stamps if start <= stamp < end))
-        return counts
 
 
 class Holders:

@@ -11,7 +11,18 @@ the counts are corrected from what Xero says is left (`X-MinLimit-Remaining`, `X
 `X-AppMinLimit-Remaining`). A 429 blocks the budget for every worker until its Retry-After has
 passed, and aligns our minute with Xero's.
 
-Organisations never wait for each other: each has its own slots and rows. No wait is unbounded: a
+Waiting costs the database next to nothing, and waiters are served in order (issue 22). A worker that finds every
+slot taken queues: it takes a numbered ticket (xero_sync.slot_ticket, migration 015: a row that expires unless
+renewed, so a waiter that died leaves the queue within TICKET_TTL), LISTENs on the organisation's channel and
+blocks on its connection without sending anything. Whoever gives a slot back NOTIFYs the oldest live tickets, as
+many as there are free slots, and only they may take one (a newcomer takes a free slot at once only if nobody
+waits). A waiter also wakes every WAITER_WAKE_S or so (renewing its ticket and looking for its turn: one statement)
+and, at the head of the queue, when a held slot or a ticket ahead of it expires (a dead holder or waiter), so
+correctness never depends on a notification arriving: behind a transaction-mode pooler, where LISTEN hears nothing,
+hand-over takes up to WAITER_WAKE_S instead of milliseconds, in the same order and within the same limits. A wait for
+the minute sleeps until the minute has a call.
+
+Organisations never wait for each other: each has its own slots, queue and rows. No wait is unbounded: a
 worker that cannot get a slot within MAX_SLOT_WAIT, or a call from the minute budget within
 MAX_BUDGET_WAIT, raises PacingTimeout naming the organisation and what it waited for (nothing was
 sent, so a retry is safe). The caller may bound both waits tighter (`max_wait`: the time its task has left).
@@ -21,6 +32,7 @@ A spent day is not waited for: DayBudgetSpent says when it returns.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -180,7 +192,6 @@ class Pacer:
         self._clock = clock
         self._ticket_ttl = ticket_ttl
         self._wake_s = min(WAITER_WAKE_S, ticket_ttl.total_seconds() / 4)
-        self._listening_on: psycopg.Connection | None = None
         self._listening: set[str] = set()
         self.waited_s = 0.0
 
@@ -307,23 +318,32 @@ class Pacer:
                         + ". Nothing was sent. A worker may be stuck in a call; a slot whose worker died comes back "
                         "within the call's own time bound."
                     )
-                pause = min(self._wake_s, bound - waited)
+                # Jittered, so that the waiters who queued together do not all wake in the same instant.
+                pause = min(self._wake_s * random.uniform(0.75, 1.0), bound - waited)
                 if wake_in is not None:
                     pause = min(pause, max(wake_in, 0.0) + EXPIRY_MARGIN_S)
                 self._await_turn(channel, ticket, pause)
         finally:
             if ticket is not None and slot.key == "":
                 self._leave_queue(slot, ticket, concurrent)
+            self._unlisten()
 
     def _listen(self, channel: str) -> bool:
-        """LISTEN on the organisation's channel, once per connection; True if it was not listening yet."""
-        if self._listening_on is not self._db:
-            self._listening_on, self._listening = self._db, set()
+        """LISTEN on the organisation's channel while this call waits; True if it was not listening yet."""
         if channel in self._listening:
             return False
         self._db.execute(sql.SQL(load_sql("pacing_listen")).format(channel=sql.Identifier(channel)))
         self._listening.add(channel)
         return True
+
+    def _unlisten(self) -> None:
+        for channel in list(self._listening):
+            self._listening.discard(channel)
+            try:
+                if self._conn is not None and not self._conn.closed:
+                    self._conn.execute(sql.SQL(load_sql("pacing_unlisten")).format(channel=sql.Identifier(channel)))
+            except psycopg.Error:  # the connection is gone, and its LISTEN with it
+                pass
 
     def _await_turn(self, channel: str, ticket: int, seconds: float) -> None:
         """Block (no statement sent) until the organisation's channel names our ticket, or `seconds` pass."""
