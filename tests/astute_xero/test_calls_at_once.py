@@ -288,3 +288,76 @@ def test_an_item_that_fails_stops_those_not_started_and_its_error_is_raised_afte
     with pytest.raises(ValueError, match="three"):
         organisation.at_once(work, range(100))
     assert len(done) < 99, "the items not started when one failed are not started"
+
+
+def test_a_creation_answered_503_while_five_go_at_once_stops_only_its_organisation_and_is_safe_to_repeat(
+        db, xero, database_url, small_batches):
+    orgs = Organisations(db, xero, database_url, [TENANT, OTHER])
+    names = {tenant: customers_with_invoices(orgs, tenant, 40, existing=0) for tenant in (TENANT, OTHER)}
+    run_id = orgs.select()
+    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
+    xero.backend.faults.fail_next(1, status=503, path_prefix="/api.xro/2.0/Contacts", method="PUT")
+    try:
+        result = contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
+    finally:
+        orgs.close()
+
+    assert result.organisations_stopped == 1
+    (stopped,) = [tenant for (tenant,) in db.execute(
+        "SELECT tenant_id FROM xero_sync.run_entity WHERE run_id = %s AND decision = 'stopped'", (run_id,))]
+    (other,) = {TENANT, OTHER} - {stopped}
+    assert_linked_once(orgs, other, names[other])
+    assert xero.backend.peak_concurrency(other) == 5
+    logged = db.execute("SELECT count(*) FILTER (WHERE http_status = 503), count(*) FROM xero_sync.api_log "
+                        "WHERE run_id = %s AND tenant_id = %s AND method = 'PUT'", (run_id, stopped)).fetchone()
+    puts = sum(1 for r in xero.backend.requests if r.tenant_id == stopped and r.method == "PUT")
+    assert logged == (1, puts), "the failed creation and every other one sent, one api_log row each"
+
+    # The next run: the stopped organisation's customers found by name or created, each once.
+    again = contacts.resolve_contacts(db, None, orgs.select(), orgs.side_by_side())
+    orgs.close()
+    assert again.organisations_stopped == 0
+    for tenant in (TENANT, OTHER):
+        assert_linked_once(orgs, tenant, names[tenant])
+
+
+def test_an_allocation_answered_503_while_five_go_at_once_stops_the_organisation_and_the_next_run_allocates_each_once(
+        pipeline, database_url):
+    data, xero = pipeline.data, pipeline.xero
+    customer = data.customer("Coastal Labour")
+    credit_notes = []
+    for n in range(15):
+        invoice = data.invoice(pipeline.entity, customer, number=f"INV-{n}", lines=[Line(quantity=D("1"), unit_amount=D("100"))])
+        credit_notes.append(data.credit_note(pipeline.entity, customer, invoice_id=invoice, number=f"CN-{n}",
+                                             lines=[Line(quantity=D("1"), unit_amount=D("30"))]))
+    data.flush()
+    for key in pipeline.plan():
+        export_chunk(pipeline.db, pipeline.client, key)
+    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/CreditNotes/")
+    # Once five allocations are answered, the next one is answered 503 (the ones under way then carry on).
+    xero.backend.faults.between_requests(
+        lambda: xero.backend.faults.fail_next(1, status=503, path_prefix="/api.xro/2.0/CreditNotes/", method="PUT"),
+        after=5, path_prefix="/api.xro/2.0/CreditNotes/", method="PUT")
+    callers = []
+
+    def client():
+        callers.append(sandbox_client(xero, pipeline.app, database_url))
+        return callers[-1]
+
+    try:
+        summary = allocation.allocate_run(pipeline.db, None, pipeline.run_id, organisations.side_by_side(
+            lambda: psycopg.connect(database_url, autocommit=True), client))
+    finally:
+        for c in callers:
+            c.close()
+    assert summary.organisations_stopped == 1
+    assert xero.backend.peak_concurrency(TENANT) == 5
+    status = pipeline.credit_note_status()
+    assert sum(1 for cn in credit_notes if status[cn][1] == "sending") == 1, "the one answered 503: outcome unknown"
+    assert 5 <= summary.allocated < 14, "those under way finished and were recorded; the rest were not started"
+
+    pipeline.run()  # the next run reads Xero first
+    status = pipeline.credit_note_status()
+    assert all(status[cn][1] == "allocated" for cn in credit_notes)
+    notes = xero.backend.credit_notes(TENANT)
+    assert all(len(note["Allocations"]) == 1 for note in notes), "each allocated once"
