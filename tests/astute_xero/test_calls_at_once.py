@@ -17,6 +17,7 @@ from astute_xero.export import allocation, contacts, organisations, run_validati
 from astute_xero.export.chunk_export import export_chunk
 from astute_xero.export.validation import DocumentValidator
 from astute_xero.operations.migrations import apply_migrations
+from astute_xero.xero.pacing import OrganisationLimits, XeroLimits
 from devtools.astute_data import AstuteData, Line
 from devtools.xero_setup import authorise_app
 from tests.astute_xero.conftest import TENANT, sandbox_client
@@ -41,9 +42,10 @@ def in_progress_peak(records, tenant: str, method: str, path_part: str) -> int:
 class Organisations:
     """Organisations with an entity each, the app authorised for all, and the step's runner as the DAG makes it."""
 
-    def __init__(self, db: psycopg.Connection, xero, database_url: str, tenants: list[str]):
+    def __init__(self, db: psycopg.Connection, xero, database_url: str, tenants: list[str],
+                 limits: XeroLimits = XeroLimits()):
         apply_migrations(db)
-        self.db, self.xero, self.database_url = db, xero, database_url
+        self.db, self.xero, self.database_url, self.limits = db, xero, database_url, limits
         for n, tenant in enumerate(tenants):
             xero.backend.add_tenant(f"Org {n}", tenant_id=tenant)
         self.app = authorise_app(xero.backend, tenants)
@@ -54,7 +56,7 @@ class Organisations:
         self.clients = []
 
     def client(self):
-        client = sandbox_client(self.xero, self.app, self.database_url)
+        client = sandbox_client(self.xero, self.app, self.database_url, limits=self.limits)
         self.clients.append(client)
         return client
 
@@ -159,6 +161,21 @@ def test_two_organisations_side_by_side_each_reach_five(db, xero, database_url, 
         now += step
         peak = max(peak, now)
     assert peak > 5, "the two organisations side by side, not one after the other"
+
+
+def test_an_organisation_allowed_fewer_calls_at_once_gets_that_many_callers(db, xero, database_url, small_batches):
+    limits = XeroLimits(organisations={TENANT: OrganisationLimits(concurrent=3)})  # e.g. a connection's override
+    orgs = Organisations(db, xero, database_url, [TENANT], limits=limits)
+    names = customers_with_invoices(orgs, TENANT, 40, existing=0)
+    run_id = orgs.select()
+    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
+    try:
+        contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
+    finally:
+        orgs.close()
+    assert_linked_once(orgs, TENANT, names)
+    assert xero.backend.peak_concurrency(TENANT) == 3
+    assert len(orgs.clients) == 3, "no caller opened beyond the organisation's concurrency"
 
 
 def test_the_charts_five_reads_go_at_once(db, xero, database_url):
