@@ -49,6 +49,7 @@ class WireLog:
     an extended-protocol Sync is one round trip the server answers, whatever the code above libpq does."""
 
     _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\tF\t\d+\t(Query|Sync)\b", re.M)
+    _BEGIN = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\tF\t\d+\tQuery\t \"BEGIN\"", re.M)
 
     def __init__(self, database_url: str):
         self._url = database_url
@@ -69,19 +70,21 @@ class WireLog:
             if not conn.closed:
                 conn.pgconn.untrace()
 
-    def sent(self) -> list[list[dt.datetime]]:
-        """When each traced connection sent each statement (local time, as libpq stamps it); the traces removed."""
+    def sent(self, transactions: bool = False) -> list[list[dt.datetime]]:
+        """When each traced connection sent each statement (local time, as libpq stamps it), or each BEGIN of a
+        transaction; the traces removed."""
         sent = []
         for _, path in self._traced:
             with open(path, encoding="utf-8", errors="replace") as trace:
+                line = self._BEGIN if transactions else self._LINE
                 sent.append([dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
-                             for m in self._LINE.finditer(trace.read())])
+                             for m in line.finditer(trace.read())])
             os.unlink(path)
         return sent
 
-    def statements(self, start: dt.datetime, end: dt.datetime) -> list[int]:
-        """Statements each traced connection sent between `start` and `end`."""
-        return [sum(1 for stamp in stamps if start <= stamp < end) for stamps in self.sent()]
+    def statements(self, start: dt.datetime, end: dt.datetime, transactions: bool = False) -> list[int]:
+        """Statements (or transactions) each traced connection sent between `start` and `end`."""
+        return [sum(1 for stamp in stamps if start <= stamp < end) for stamps in self.sent(transactions)]
 
 
 def measure(url: str, workers: int = WORKERS, hold_s: float = HOLD_S, call_s: float = CALL_S) -> dict[str, Any]:

@@ -26,11 +26,12 @@ def pacer_for(db: psycopg.Connection, database_url: str):
     apply_migrations(db)
 
     def make(max_slot_wait=pacing.MAX_SLOT_WAIT, max_budget_wait=pacing.MAX_BUDGET_WAIT,
-             slot_margin=pacing.SLOT_MARGIN, connect=None, **limits) -> Pacer:
+             slot_margin=pacing.SLOT_MARGIN, connect=None, ticket_ttl=None, **limits) -> Pacer:
         """A worker's pacer; `limits` are the organisations' (OrganisationLimits fields)."""
         return Pacer(connect or (lambda: psycopg.connect(database_url, autocommit=True)),
                      limits=XeroLimits(OrganisationLimits(**limits)),
-                     max_slot_wait=max_slot_wait, max_budget_wait=max_budget_wait, slot_margin=slot_margin)
+                     max_slot_wait=max_slot_wait, max_budget_wait=max_budget_wait, slot_margin=slot_margin,
+                     **({} if ticket_ttl is None else {"ticket_ttl": ticket_ttl}))
 
     return make
 
@@ -294,14 +295,16 @@ def test_a_slot_is_handed_over_at_once_when_its_holder_is_done(pacer_for):
     assert served and served[0][1] - released < 0.5, "within the waiter's periodic wake-up (2.5 s): it was not told"
 
 
-def _pacer_process(database_url: str, tenant: str, threads: int, calls: int, hold_s: float, ticket_ttl_s: float) -> None:
+def _pacer_process(database_url: str, tenant: str, threads: int, calls: int, concurrent: int, hold_s: float,
+                   ticket_ttl_s: float) -> None:
     """A worker process (run by `spawn_workers`): `threads` pacers of its own, each making `calls` calls of `hold_s`;
     prints when each call was inside its slot, as JSON lines of [start, end] (time.time, one clock on this host)."""
     options = {"ticket_ttl": dt.timedelta(seconds=ticket_ttl_s)} if hasattr(pacing, "TICKET_TTL") else {}
     lock = threading.Lock()
 
     def work() -> None:
-        pacer = Pacer(lambda: psycopg.connect(database_url, autocommit=True), **options)
+        pacer = Pacer(lambda: psycopg.connect(database_url, autocommit=True),
+                      limits=XeroLimits(OrganisationLimits(concurrent=concurrent)), **options)
         for _ in range(calls):
             with pacer.call(tenant):
                 start = time.time()
@@ -318,12 +321,13 @@ def _pacer_process(database_url: str, tenant: str, threads: int, calls: int, hol
         worker.join()
 
 
-def spawn_workers(database_url: str, tenant: str, threads: int = 1, calls: int = 1, hold_s: float = 0.0,
-                  ticket_ttl_s: float = 10.0) -> subprocess.Popen:
+def spawn_workers(database_url: str, tenant: str, threads: int = 1, calls: int = 1, concurrent: int = 5,
+                  hold_s: float = 0.0, ticket_ttl_s: float = 10.0) -> subprocess.Popen:
     code = ("import sys; from tests.astute_xero.test_pacing import _pacer_process; "
-            "_pacer_process(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:5]), *map(float, sys.argv[5:7]))")
+            "_pacer_process(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6]), *map(float, sys.argv[6:8]))")
     return subprocess.Popen(
-        [sys.executable, "-c", code, database_url, tenant, str(threads), str(calls), str(hold_s), str(ticket_ttl_s)],
+        [sys.executable, "-c", code, database_url, tenant, str(threads), str(calls), str(concurrent), str(hold_s),
+         str(ticket_ttl_s)],
         stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
 
 
@@ -350,10 +354,11 @@ def test_a_waiter_killed_in_the_queue_holds_it_up_for_one_ticket_ttl_at_most(pac
     waiter behind it gets the slot within the ticket's time-to-live (2 s here) of the kill, not never."""
     ttl = dt.timedelta(seconds=2)
     holders = Holders(pacer_for, "org-killed", 1, concurrent=1)
-    doomed = spawn_workers(database_url, "org-killed", ticket_ttl_s=ttl.total_seconds())
+    doomed = spawn_workers(database_url, "org-killed", concurrent=1, ticket_ttl_s=ttl.total_seconds())
     deadline = time.monotonic() + 10
     while not _queued(db, "org-killed") and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert doomed.poll() is None, "the doomed waiter was waiting"
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
     killed = time.monotonic()
@@ -379,3 +384,64 @@ def _queued(db: psycopg.Connection, tenant: str) -> bool:
 
 def _ticket_ttl(ttl: dt.timedelta) -> dict:
     return {"ticket_ttl": ttl} if hasattr(pacing, "TICKET_TTL") else {}
+
+
+def test_without_notifications_waiters_are_still_served_in_order_on_their_own_wake_up(pacer_for, monkeypatch):
+    """Behind a transaction-mode pooler LISTEN hears nothing: every hand-over then waits for the next waiter's
+    periodic wake-up (a quarter of its ticket's time-to-live, at most WAITER_WAKE_S), still in order."""
+    monkeypatch.setattr(Pacer, "_listen", lambda self, channel: False)  # as if LISTEN went to a pooled connection
+    ttl = dt.timedelta(seconds=2)  # wakes every 0.375-0.5 s
+    holders = Holders(pacer_for, "org-pooler", 1, concurrent=1)
+    waiters = [pacer_for(concurrent=1, ticket_ttl=ttl) for _ in range(3)]
+    threads, served = start_waiters(waiters, "org-pooler", gap_s=0.3, hold_s=0.1)
+    released = time.monotonic()
+    holders.release()
+    for thread in threads:
+        thread.join(30)
+    for waiter in waiters:
+        waiter.close()
+    assert [index for index, _ in served] == [0, 1, 2]
+    gaps = [later - earlier - 0.1 for (_, earlier), (_, later) in zip([(None, released - 0.1)] + served, served)]
+    assert all(gap < ttl.total_seconds() / 4 + 0.4 for gap in gaps), gaps
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue_at_once(pacer_for, db):
+    holders = Holders(pacer_for, "org-impatient", 1, concurrent=1)
+    impatient = pacer_for(concurrent=1, max_slot_wait=dt.timedelta(seconds=0.3))
+    with pytest.raises(pacing.PacingTimeout, match="Nothing was sent"):
+        with impatient.call("org-impatient"):
+            pass
+    assert db.execute("SELECT count(*) FROM xero_sync.slot_ticket").fetchone()[0] == 0
+    patient = pacer_for(concurrent=1)
+    threads, served = start_waiters([patient], "org-impatient")
+    time.sleep(0.3)
+    released = time.monotonic()
+    holders.release()
+    threads[0].join(10)
+    impatient.close()
+    patient.close()
+    assert served and served[0][1] - released < 0.5, "the one who gave up was not waited for"
+
+
+def test_a_worker_waiting_for_the_minute_looks_once_each_time_it_opens(pacer_for, database_url):
+    """The minute's calls are spent: five workers (one per slot) sleep until it has calls again rather than poll.
+    Each look at the budget is one short transaction (with the slot's renewal, about 6 statements): once a minute
+    with Xero's 61 s window, about 0.1 statements a second; here the window is scaled down to 5 s."""
+    pacer_for()  # the schema
+    limits = {"per_minute": 2, "minute_s": 4}  # a window of 5 s (4 s and ARRIVAL_MARGIN)
+    with pacer_for(**limits).call("org-minute"), pacer_for(**limits).call("org-minute"):
+        pass
+    wire = WireLog(database_url)
+    waiters = [pacer_for(connect=wire.connect, **limits) for _ in range(5)]
+    started = dt.datetime.now()
+    threads, served = start_waiters(waiters, "org-minute")
+    for thread in threads:
+        thread.join(30)
+    ended = dt.datetime.now()
+    wire.stop()
+    for waiter in waiters:
+        waiter.close()
+    assert len(served) == 5  # two a window: the last in the third window from the first two calls
+    windows = (ended - started).total_seconds() / 5
+    looks = wire.statements(started, ended, transactions=True)
+    assert max(looks) <= windows + 2, f"looks at the budget by each worker over {windows:.1f} windows: {looks}"

@@ -109,16 +109,16 @@ BEGIN
         SELECT count(*) INTO v_ahead FROM xero_sync.slot_ticket AS t
         WHERE t.tenant_id = p_tenant AND t.ticket < ticket;
     END IF;
-    -- Only the head of the queue needs to look again when a slot expires (its holder died) or a ticket ahead of it
-    -- expires (its waiter died): it then takes the slot and calls the next. The others hear from it.
-    IF v_ahead < p_concurrent THEN
-        SELECT extract(epoch FROM least(
-                   (SELECT min(l.expires_at) FROM xero_sync.lease AS l WHERE l.lease_key = ANY (v_keys)
-                    AND l.expires_at > now()),
+    -- Unannounced changes: a held slot expiring (its holder died) matters to the head of the queue, which then takes
+    -- it and calls the next; a ticket ahead expiring (its waiter died) matters while slots are free. The rest hear.
+    SELECT extract(epoch FROM least(
+               CASE WHEN v_ahead < p_concurrent THEN
+                   (SELECT min(l.expires_at) FROM xero_sync.lease AS l
+                    WHERE l.lease_key = ANY (v_keys) AND l.expires_at > now()) END,
+               CASE WHEN coalesce(array_length(v_free_keys, 1), 0) > 0 THEN
                    (SELECT min(t.expires_at) FROM xero_sync.slot_ticket AS t
-                    WHERE t.tenant_id = p_tenant AND t.ticket < ticket)) - now())::float8
-        INTO wake_in;
-    END IF;
+                    WHERE t.tenant_id = p_tenant AND t.ticket < ticket) END) - now())::float8
+    INTO wake_in;
 END $$;
 
 -- Give a slot back and call the next waiters.
