@@ -445,3 +445,25 @@ def test_a_worker_waiting_for_the_minute_looks_once_each_time_it_opens(pacer_for
     windows = (ended - started).total_seconds() / 5
     looks = wire.statements(started, ended, transactions=True)
     assert max(looks) <= windows + 2, f"looks at the budget by each worker over {windows:.1f} windows: {looks}"
+
+
+def test_waiters_in_other_processes_get_their_slot_in_the_order_they_came(pacer_for, db, database_url):
+    holders = Holders(pacer_for, "org-fifo-hosts", 1, concurrent=1)
+    processes = []
+    for number in range(3):  # each queues (its ticket seen) before the next starts
+        processes.append(spawn_workers(database_url, "org-fifo-hosts", concurrent=1, hold_s=0.1))
+        deadline = time.monotonic() + 20
+        while _waiting(db, "org-fifo-hosts") <= number and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _waiting(db, "org-fifo-hosts") == number + 1, "the process queued"
+    holders.release()
+    starts = []
+    for process in processes:
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        starts.append(json.loads(out.splitlines()[0])[0])
+    assert starts == sorted(starts)
+
+
+def _waiting(db: psycopg.Connection, tenant: str) -> int:
+    return db.execute("SELECT count(*) FROM xero_sync.slot_ticket WHERE tenant_id = %s", (tenant,)).fetchone()[0]
