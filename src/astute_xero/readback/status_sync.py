@@ -76,13 +76,13 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
             if newest_of_kind is not None:
                 newest[kind.name] = newest_of_kind
         if full:
-            conn.execute(load_sql("status_sync_analyze_documents"))  # before the look-ups and drift checks below
             _confirm_unseen(conn, client, tenant_id, read_at, ours, totals)
     except Exception as error:
         conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
                                                       "calls": totals.calls})
         raise
     with conn.transaction():
+        conn.execute(load_sql("status_sync_large_statements"))
         conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
         if full:
             conn.execute(load_sql("status_sync_mark_missing"), {"tenant_id": tenant_id})
@@ -147,6 +147,7 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
             known[xero_id] = updated
             fresh.append(document)
         with conn.transaction():
+            conn.execute(load_sql("status_sync_page_settings"))
             record_api_call(conn, None, call, item_count=len(documents))
             totals.changed += _store_page(conn, tenant_id, kind, fresh, read_at, ours)
         totals.read += len(fresh)
@@ -172,7 +173,10 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
     """After a full read: what is ours and no page brought, asked for by id (GET /Invoices?IDs=, /CreditNotes by
     CreditNoteID) and stored as Xero has it (VOIDED or DELETED ones too: their own drift). Only what Xero does not
     return is then missing. Normally none: one query, no call."""
-    unseen = conn.execute(load_sql("status_sync_unseen"), {"tenant_id": tenant_id}).fetchall()
+    with conn.transaction():
+        conn.execute(load_sql("status_sync_large_statements"))
+        conn.execute(load_sql("status_sync_analyze_documents"))  # before the look-ups and drift checks that follow
+        unseen = conn.execute(load_sql("status_sync_unseen"), {"tenant_id": tenant_id}).fetchall()
     for kind in (INVOICE, CREDIT_NOTE):
         ids = [xero_id for name, xero_id in unseen if name == kind.name]
         for start in range(0, len(ids), CONFIRM_BATCH):
@@ -183,6 +187,7 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
                 documents, call = client.credit_notes_by_id(tenant_id, batch)
             totals.calls += 1
             with conn.transaction():
+                conn.execute(load_sql("status_sync_page_settings"))
                 record_api_call(conn, None, call, item_count=len(documents))
                 totals.changed += _store_page(conn, tenant_id, kind, documents, read_at, ours)
             totals.read += len(documents)
@@ -216,7 +221,8 @@ def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, do
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
         for document in documents:
             copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
-    return conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).rowcount
+    (written,) = conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).fetchone()
+    return written
 
 
 def _row(kind: DocumentKind, d: Any) -> tuple:
