@@ -229,8 +229,7 @@ Runner = Callable[[list[tuple[str, str]], OrganisationWork], list[Outcome]]
 
 def concurrency(client: XeroClient | None, tenant_id: str) -> int:
     """How many calls the organisation allows in progress at once, as the client's pacer plans with it."""
-    limits = getattr(getattr(client, "_pacer", None), "limits", None)  # the pacer is the client's; see README
-    return limits.of(tenant_id).concurrent if limits is not None else OrganisationLimits().concurrent
+    return client.concurrency(tenant_id) if client is not None else OrganisationLimits().concurrent
 
 
 def one_by_one(conn: psycopg.Connection, client: XeroClient) -> Runner:

@@ -18,7 +18,7 @@ from astute_xero.export import organisations, sync_state
 from astute_xero.export.documents import KINDS
 from astute_xero.sql import load_sql
 from astute_xero.export.validation import DocumentValidator, XeroChart, header_frame, line_frame
-from astute_xero.xero.chart import CHART_READS, chart_from_reads, read_chart_part
+from astute_xero.xero.chart import CHART_READS, chart_from_reads
 from astute_xero.xero.client import XeroCallError, XeroClient
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def _read_chart(organisation: organisations.Organisation, run_id: int) -> XeroCh
 
     def read(conn: psycopg.Connection, client: XeroClient, endpoint: str) -> object:
         try:
-            answer, call = read_chart_part(client, tenant_id, endpoint)
+            answer, call = client.read_chart_part(tenant_id, endpoint)
         except XeroCallError as error:
             with conn.transaction():
                 sync_state.record_api_call(conn, run_id, error.call)

@@ -1,5 +1,5 @@
 """What a Xero organisation accepts (its chart): read from Xero (five GETs, which do not depend on each other
-and so may go at once: `CHART_READS`, `read_chart_part`, `chart_from_reads`), checked against by validation.
+and so may go at once: `CHART_READS`, `XeroClient.read_chart_part`, `chart_from_reads`), checked against by validation.
 
 Kept apart from validation (which needs pandas and Great Expectations) so that the Xero client, and every
 task that only calls Xero, imports neither.
@@ -10,10 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # the client imports this module
-    from astute_xero.xero.client import ApiCall, XeroClient
+from typing import Any
 
 TRACKING_INCOMPLETE = "\x00"  # a line with a tracking category but no option, or an option but no category
 
@@ -84,16 +81,9 @@ CHART_READS = {
 }
 
 
-def read_chart_part(client: XeroClient, tenant_id: str, endpoint: str) -> tuple[Any, ApiCall]:
-    """One of the chart's GETs (an endpoint of CHART_READS), through the client's paced exchange: its slot and
-    budget, its retries, its ApiCall. Each read is independent of the others, so a caller may send the five at
-    once, each from a client of its own."""
-    send = getattr(client._accounting, CHART_READS[endpoint])  # noqa: SLF001 - the xero package's own client
-    return client._invoke("GET", endpoint, tenant_id, lambda **kw: send(tenant_id, **kw))  # noqa: SLF001
-
-
 def chart_from_reads(tenant_id: str, organisation_name: str, reads: Mapping[str, Any]) -> XeroChart:
     """The chart from the SDK's answers to the five reads (by endpoint of CHART_READS)."""
+    from astute_xero.xero.client import enum_value as _enum  # the client imports this module
     # Its lock dates, shown only when set (the SDK reads them as dates from /Date(ms+0000)/).
     organisation = (reads["Organisation"].organisations or [None])[0]
     return XeroChart(
@@ -116,7 +106,3 @@ def chart_from_reads(tenant_id: str, organisation_name: str, reads: Mapping[str,
         period_lock_date=getattr(organisation, "period_lock_date", None),
         end_of_year_lock_date=getattr(organisation, "end_of_year_lock_date", None),
     )
-
-
-def _enum(value: Any) -> Any:
-    return getattr(value, "value", value)

@@ -36,7 +36,7 @@ from xero_python.identity import IdentityApi
 
 from astute_xero.export.documents import INVOICE, DocumentKind
 from astute_xero.xero.pacing import DayBudgetSpent, Pacer, PacingTimeout
-from astute_xero.xero.chart import XeroChart
+from astute_xero.xero.chart import CHART_READS, XeroChart, chart_from_reads
 from astute_xero.xero.tokens import REFRESH_MARGIN, TokenStore, XeroConnectionSettings
 
 log = logging.getLogger(__name__)
@@ -423,46 +423,21 @@ class XeroClient:
         return list(result.contacts or []), call
 
     def chart(self, tenant_id: str, organisation_name: str) -> tuple[XeroChart, list[ApiCall]]:
-        """What the organisation accepts on an invoice line and header, and the dates it no longer accepts."""
-        accounts, accounts_call = self._invoke(
-            "GET", "Accounts", tenant_id, lambda **kw: self._accounting.get_accounts(tenant_id, **kw)
-        )
-        tax_rates, tax_call = self._invoke(
-            "GET", "TaxRates", tenant_id, lambda **kw: self._accounting.get_tax_rates(tenant_id, **kw)
-        )
-        currencies, currency_call = self._invoke(
-            "GET", "Currencies", tenant_id, lambda **kw: self._accounting.get_currencies(tenant_id, **kw)
-        )
-        categories, tracking_call = self._invoke(
-            "GET", "TrackingCategories", tenant_id,
-            lambda **kw: self._accounting.get_tracking_categories(tenant_id, **kw),
-        )
-        organisations, organisation_call = self._invoke(
-            "GET", "Organisation", tenant_id, lambda **kw: self._accounting.get_organisations(tenant_id, **kw)
-        )
-        # Its lock dates, shown only when set (the SDK reads them as dates from /Date(ms+0000)/).
-        organisation = (organisations.organisations or [None])[0]
-        chart = XeroChart(
-            tenant_id=tenant_id,
-            organisation_name=organisation_name,
-            account_codes=frozenset(
-                a.code for a in accounts.accounts or [] if a.code and enum_value(a.status) == "ACTIVE"
-            ),
-            tax_types=frozenset(
-                t.tax_type for t in tax_rates.tax_rates or [] if t.tax_type and enum_value(t.status) != "DELETED"
-            ),
-            currencies=frozenset(enum_value(c.code) for c in currencies.currencies or [] if c.code),
-            tracking={
-                category.name: frozenset(
-                    option.name for option in category.options or [] if enum_value(option.status) == "ACTIVE"
-                )
-                for category in categories.tracking_categories or []
-                if category.name and enum_value(category.status) == "ACTIVE"
-            },
-            period_lock_date=getattr(organisation, "period_lock_date", None),
-            end_of_year_lock_date=getattr(organisation, "end_of_year_lock_date", None),
-        )
-        return chart, [accounts_call, tax_call, currency_call, tracking_call, organisation_call]
+        """What the organisation accepts on an invoice line and header, and the dates it no longer accepts: the five
+        reads one after the other (the export's validation sends them at once, each with read_chart_part)."""
+        reads = {endpoint: self.read_chart_part(tenant_id, endpoint) for endpoint in CHART_READS}
+        answers = {endpoint: answer for endpoint, (answer, _) in reads.items()}
+        return chart_from_reads(tenant_id, organisation_name, answers), [call for _, call in reads.values()]
+
+    def read_chart_part(self, tenant_id: str, endpoint: str) -> tuple[Any, ApiCall]:
+        """One of the chart's GETs (an endpoint of chart.CHART_READS): independent of the others, so a caller may
+        send the five at once, each from a client of its own."""
+        send = getattr(self._accounting, CHART_READS[endpoint])
+        return self._invoke("GET", endpoint, tenant_id, lambda **kw: send(tenant_id, **kw))
+
+    def concurrency(self, tenant_id: str) -> int:
+        """How many calls the organisation allows in progress at once, as the pacer plans with it."""
+        return self._pacer.limits.of(tenant_id).concurrent
 
     # --- one exchange, with the only retries we allow ------------------------------------
     def _invoke(
