@@ -49,11 +49,12 @@ END $$;
 -- A worker without a ticket takes a free slot only if nobody is queued; one with a ticket only if it is among the
 -- oldest live tickets, as many as there are free slots. A worker that takes a slot gives up its ticket and calls
 -- the next waiters if slots are still free; one that does not gets a ticket (or its ticket renewed for one more
--- p_ticket_ttl). Returns the slot key taken (NULL: none), the ticket, the channel to LISTEN on, and in how many
--- seconds something may change that nobody will NOTIFY (a held slot or a ticket ahead expiring; NULL: nothing).
+-- p_ticket_ttl). Returns the slot key taken (NULL: none), the ticket, the channel to LISTEN on, in how many seconds
+-- something may change that nobody will NOTIFY (a held slot or a ticket ahead expiring; NULL: nothing), and how many
+-- live tickets are ahead of ours.
 CREATE FUNCTION xero_sync.slot_take(
     p_tenant text, p_holder text, p_concurrent int, p_slot_ttl interval, p_ticket bigint, p_ticket_ttl interval,
-    OUT slot_key text, OUT ticket bigint, OUT channel text, OUT wake_in float8)
+    OUT slot_key text, OUT ticket bigint, OUT channel text, OUT wake_in float8, OUT ahead int)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
 DECLARE
@@ -111,6 +112,7 @@ BEGIN
     END IF;
     -- Unannounced changes: a held slot expiring (its holder died) matters to the head of the queue, which then takes
     -- it and calls the next; a ticket ahead expiring (its waiter died) matters while slots are free. The rest hear.
+    ahead := v_ahead;
     SELECT extract(epoch FROM least(
                CASE WHEN v_ahead < p_concurrent THEN
                    (SELECT min(l.expires_at) FROM xero_sync.lease AS l

@@ -13,14 +13,15 @@ passed, and aligns our minute with Xero's.
 
 Waiting costs the database next to nothing, and waiters are served in order (issue 22). A worker that finds every
 slot taken queues: it takes a numbered ticket (xero_sync.slot_ticket, migration 015: a row that expires unless
-renewed, so a waiter that died leaves the queue within TICKET_TTL), LISTENs on the organisation's channel and
-blocks on its connection without sending anything. Whoever gives a slot back NOTIFYs the oldest live tickets, as
-many as there are free slots, and only they may take one (a newcomer takes a free slot at once only if nobody
-waits). A waiter also wakes every WAITER_WAKE_S or so (renewing its ticket and looking for its turn: one statement)
-and, at the head of the queue, when a held slot or a ticket ahead of it expires (a dead holder or waiter), so
-correctness never depends on a notification arriving: behind a transaction-mode pooler, where LISTEN hears nothing,
-hand-over takes up to WAITER_WAKE_S instead of milliseconds, in the same order and within the same limits. A wait for
-the minute sleeps until the minute has a call.
+renewed, so a waiter that died leaves the queue within TICKET_TTL) and blocks on its connection without sending
+anything, LISTENing on the organisation's channel once it is near the front (every NOTIFY wakes each listening
+session of the database for a moment). Whoever gives a slot back NOTIFYs the oldest live tickets, as many as there
+are free slots, and only they may take one (a newcomer takes a free slot at once only if nobody waits). A waiter
+also wakes every WAITER_WAKE_S or so (renewing its ticket and looking for its turn: one statement) and, at the front,
+when a held slot or a ticket ahead of it expires (a dead holder or waiter), so correctness never depends on a
+notification arriving: behind a transaction-mode pooler, where LISTEN hears nothing, a hand-over takes up to
+WAITER_WAKE_S instead of milliseconds, in the same order and within the same limits. A wait for the minute sleeps
+until the minute has a call.
 
 Organisations never wait for each other: each has its own slots, queue and rows. No wait is unbounded: a
 worker that cannot get a slot within MAX_SLOT_WAIT, or a call from the minute budget within
@@ -56,6 +57,7 @@ ARRIVAL_MARGIN = dt.timedelta(seconds=1)
 # when told it is its turn. A ticket lives TICKET_TTL unless renewed: a waiter that died leaves the queue within it.
 WAITER_WAKE_S = 2.5
 TICKET_TTL = dt.timedelta(seconds=10)
+LISTEN_DEPTH = 2  # waiters LISTEN when fewer than this many times the organisation's slots are queued ahead
 EXPIRY_MARGIN_S = 0.02  # a held slot or ticket ahead expiring: look just after, on the database's clock
 BUDGET_RECHECK_S = 0.05  # the least pause between two looks at the budget (its next call is due then)
 # Longer than Xero's minute window: a free budget is always reached sooner unless something is wrong
@@ -299,14 +301,16 @@ class Pacer:
         ticket = None
         try:
             while True:
-                key, ticket, channel, wake_in = self._db.execute(load_sql("pacing_take_slot"), {
+                key, ticket, channel, wake_in, ahead = self._db.execute(load_sql("pacing_take_slot"), {
                     "tenant_id": slot.tenant_id, "holder": slot.holder, "concurrent": concurrent,
                     "slot_ttl": slot.ttl, "ticket": ticket, "ticket_ttl": self._ticket_ttl,
                 }).fetchone()
                 if key is not None:
                     slot.key = key
                     return
-                if self._listen(channel):
+                # Only waiters near the front listen (each NOTIFY wakes every listening session of the database
+                # for a moment, about 30 us each): the others move up on their periodic wake-up.
+                if ahead < LISTEN_DEPTH * concurrent and self._listen(channel):
                     continue  # our turn may have been announced before we listened: look once more
                 waited = self._clock() - started
                 if waited >= bound:
