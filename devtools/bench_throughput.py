@@ -60,6 +60,7 @@ LATENCY_S = {"/api.xro/2.0/": 0.3, "/api.xro/2.0/Contacts": 0.8,
 BENCH_TIMEOUTS = {"read_timeout_s": 30, "late_commit_margin_s": 5}
 TARGET_RATIO = 0.9
 TARGET_429_PER_WINDOW = 1
+TARGET_CPU_PER_CHUNK_S = 0.1  # every process's CPU (Airflow's and ours) over the chunk phase, per chunk
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Scenario:
     invoices_per_customer: int = 5
     lines_per_invoice: int = 3
     time_limit_s: float = 600.0  # from unpausing to giving up on the backlog
-    pool_slots: int | None = None  # default: 10 per organisation, at most the parallelism
+    pool_slots: int | None = None  # default: 5 per organisation (README), at most the parallelism
 
     @property
     def window_s(self) -> float:
@@ -186,7 +187,7 @@ def run_scenario(scenario: Scenario, parallelism: int, keep_home: bool = False, 
         url = astute_db.create_database(astute_db.server_url(), DATABASE)
         print(f"  loading {scenario.invoices:,} invoices for {scenario.organisations} organisation(s) ...", flush=True)
         load_astute(url, scenario, tenants)
-        pool = scenario.pool_slots or min(parallelism, 10 * scenario.organisations)
+        pool = scenario.pool_slots or min(parallelism, 5 * scenario.organisations)  # README: 5 per organisation
         env = {
             "AIRFLOW_CONN_ASTUTE_DB": astute_db.airflow_connection_json(url),
             "AIRFLOW_CONN_XERO_DEFAULT": xero_connection(app, sandbox.url, scenario.limits),
@@ -612,9 +613,11 @@ def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None
 
 
 # --------------------------------------------------------------------------------------------- report
-def headline_ratio(r: dict[str, Any]) -> float | None:
-    """The figure held against the target: per full window where the day binds (A), over the span otherwise."""
-    return r["window_ratio_full_windows"] if r["window"].startswith("day") else r["span_ratio"]
+def target_ratios(r: dict[str, Any]) -> dict[str, float | None]:
+    """The ratios held against TARGET_RATIO: A's per full day; otherwise the chunk phase and the whole run."""
+    if r["window"].startswith("day"):
+        return {"per full day": r["window_ratio_full_windows"]}
+    return {"chunk phase": r["chunk_phase_ratio"], "whole run": r["whole_run_ratio"]}
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
@@ -678,12 +681,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 print(f"    {name:<18} median {q['median']} s, p90 {q['p90']} s")
     print("=" * 110)
     for r in results:
-        ratio = headline_ratio(r)
-        ok_ratio = ratio is not None and ratio >= TARGET_RATIO
+        ratios = ", ".join(f"{label} {ratio} ({'met' if ratio is not None and ratio >= TARGET_RATIO else 'MISSED'})"
+                           for label, ratio in target_ratios(r).items())
         ok_429 = r["max_429_per_org_window"] <= TARGET_429_PER_WINDOW
-        print(f"Scenario {r['scenario']} ({r['title']}): ratio {ratio} ({'met' if ok_ratio else 'MISSED'}, target >= "
-              f"{TARGET_RATIO}); max 429s per organisation per window {r['max_429_per_org_window']} "
-              f"({'met' if ok_429 else 'MISSED'}, target <= {TARGET_429_PER_WINDOW})")
+        cpu = r.get("cpu_s_per_chunk_phase")
+        ok_cpu = cpu is not None and cpu <= TARGET_CPU_PER_CHUNK_S
+        print(f"Scenario {r['scenario']} ({r['title']}, {r['executor']}): {ratios}, target >= {TARGET_RATIO}; "
+              f"max 429s per organisation per window {r['max_429_per_org_window']} "
+              f"({'met' if ok_429 else 'MISSED'}, target <= {TARGET_429_PER_WINDOW}); CPU per chunk {cpu} s "
+              f"({'met' if ok_cpu else 'MISSED'}, target <= {TARGET_CPU_PER_CHUNK_S}), our own {r.get('own_cpu_s_per_chunk')} s")
         print(f"  runs: {r['dag_runs']}")
 
 

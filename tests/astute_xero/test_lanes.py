@@ -38,7 +38,7 @@ def test_fifty_small_organisations_share_three_lanes_of_five_calls_at_once():
     tenants = {f"t{n:02d}": 3 for n in range(50)}
     planned = lanes.plan_lanes(keys(tenants), five)
     assert [len(lane.chunks) for lane in planned] == [48, 48, 48, 6], "whole organisations, up to 50 chunks a lane"
-    assert all(lane.threads == 5 for lane in planned)
+    assert all(lane.threads == 6 for lane in planned), "5 calls at Xero and one getting its next chunk ready"
     assert Counter(key for lane in planned for key in lane.chunks) == Counter(keys(tenants)), "every chunk once"
     for lane in planned:  # an organisation's chunks stay together in one lane
         assert all(len({key.tenant_id for key in lane.chunks if key.tenant_id == t}) <= 1 for t in tenants)
@@ -51,27 +51,28 @@ def test_fifty_small_organisations_share_three_lanes_of_five_calls_at_once():
 def test_a_large_organisation_is_sliced_and_its_five_calls_shared_among_its_slices():
     planned = lanes.plan_lanes(keys({"big": 120}), five)
     assert [len(lane.chunks) for lane in planned] == [40, 40, 40]
-    assert [lane.threads for lane in planned] == [2, 2, 2], "5 calls at once shared by its 3 lanes, rounded up"
+    assert [lane.threads for lane in planned] == [3, 3, 3], "5 calls at once shared by its 3 lanes, rounded up, +1"
     assert [key.chunk_no for key in planned[1].chunks] == list(range(41, 81)), "consecutive chunks per slice"
     assert planned[1].label == "Org big · invoices · chunks 41-80 of 120"
     sliced = lanes.plan_lanes(keys({"big": 1000}), five)
-    assert len(sliced) == 20 and {lane.threads for lane in sliced} == {1}
+    assert len(sliced) == 20 and {lane.threads for lane in sliced} == {2}
 
 
 def test_organisations_each_get_their_own_lane_when_they_fill_one_and_lanes_go_round_robin():
     planned = lanes.plan_lanes(keys({"a": 40, "b": 40, "c": 40}), five)
     assert [{key.tenant_id for key in lane.chunks} for lane in planned] == [{"a"}, {"b"}, {"c"}]
-    assert [lane.threads for lane in planned] == [5, 5, 5]
+    assert [lane.threads for lane in planned] == [6, 6, 6]
     mixed = lanes.plan_lanes(keys({"big": 150, "small": 2}), five)
     owners = [sorted({key.tenant_id for key in lane.chunks}) for lane in mixed]
     assert owners == [["big"], ["small"], ["big"], ["big"]], "the small one's lane is second, not after the backlog"
     assert mixed[1].threads == 2, "no more threads than chunks"
+    assert mixed[0].threads == 3, "its 5 shared by its 3 slices (2 each, rounded up), and one more"
 
 
 def test_an_organisation_with_a_lower_concurrency_keeps_it():
     planned = lanes.plan_lanes(keys({"slow": 10, "fast": 10}), lambda tenant: 2 if tenant == "slow" else 5)
     (lane,) = planned
-    assert lane.threads == 5, "capped at LANE_THREADS: 2 + 5 would be 7"
+    assert lane.threads == 6, "capped at LANE_THREADS: 3 + 6 would be 9"
 
 
 def test_lanes_cross_xcom_as_keys_only():
@@ -85,7 +86,7 @@ def test_a_lane_exports_an_organisations_chunks_five_calls_at_once_never_six(db,
     orgs = Orgs(db, xero, database_url, {ORGS[0]: 1200})
     run_id, chunk_keys = orgs.prepare()
     (lane,) = lanes.plan_lanes(chunk_keys, five)
-    assert (len(lane.chunks), lane.threads) == (12, 5)
+    assert (len(lane.chunks), lane.threads) == (12, 6)
     xero.backend.faults.latency(0.4, path_prefix="/api.xro/2.0/Invoices")
 
     result = lanes.export_lane(lane, orgs.connect, orgs.client)

@@ -14,8 +14,10 @@ How a run's chunks become lanes (`plan_lanes`), sized from the run:
 * slices smaller than that, of different organisations, share a lane (fifty organisations with three chunks
   each are three lanes, not fifty or a hundred and fifty tasks);
 * a lane's threads: an organisation with one slice gets its concurrency (5) in it; one with several slices
-  shares its concurrency among them (their lanes run side by side in the `xero_api` pool); at most
-  `LANE_THREADS` in one lane (each thread holds two database connections: its own and its pacer's);
+  shares its concurrency among them (their lanes run side by side in the `xero_api` pool); and each slice one
+  thread more than its share, which claims and builds its next chunk while the others are at Xero and takes
+  the first slot that frees (the pacer keeps the organisation at its concurrency); at most `LANE_THREADS` in
+  one lane (each thread holds two database connections: its own and its pacer's);
 * lanes are listed round-robin over organisations (every organisation's first slice, then every second):
   Airflow starts mapped tasks in this order, so a large backlog never queues ahead of a small one.
 
@@ -42,7 +44,7 @@ from astute_xero.export.chunk_export import ChunkKey, ChunkResult, export_chunk
 from astute_xero.xero.client import XeroClient
 
 LANE_CHUNKS = 50
-LANE_THREADS = 5
+LANE_THREADS = 6  # an organisation's 5 calls at Xero, and one more getting its next chunk ready
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def plan_lanes(
     planned = []
     for number, pieces in enumerate(lanes, start=1):
         threads = sum(
-            min(len(piece), math.ceil(concurrency(piece[0].tenant_id) / len(slices[piece[0].tenant_id])))
+            min(len(piece), math.ceil(concurrency(piece[0].tenant_id) / len(slices[piece[0].tenant_id])) + 1)
             for piece in pieces
         )
         chunks = tuple(_round_robin(pieces))
