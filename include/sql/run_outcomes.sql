@@ -10,7 +10,8 @@ SELECT rd.billing_entity_id, rd.kind, rd.document_id, d.number,
                       FROM xero_sync.validation_issue v
                       WHERE v.run_id = rd.run_id AND v.kind = rd.kind AND v.document_id = rd.document_id)
             WHEN rd.stage = 'waiting' THEN w.reason
-            WHEN x.run_id = rd.run_id AND x.status = 'failed' THEN x.last_error END AS reason
+            WHEN x.run_id = rd.run_id AND x.status = 'failed' THEN x.last_error END AS reason,
+       rd.chunk_no
 FROM xero_sync.run_document rd
 JOIN xero_sync.astute_document d ON d.kind = rd.kind AND d.document_id = rd.document_id
 LEFT JOIN xero_sync.document_export x ON x.kind = rd.kind AND x.document_id = rd.document_id

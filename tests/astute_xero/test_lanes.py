@@ -13,6 +13,7 @@ from contextlib import closing
 import pytest
 
 from astute_xero.export import lanes
+from astute_xero.report import run_summary
 from astute_xero.export.chunk_export import ChunkKey
 from tests.astute_xero.test_throughput import ORGS, Orgs
 
@@ -134,6 +135,9 @@ def test_a_lane_whose_chunk_call_has_no_answer_fails_naming_it_and_its_retry_fin
     assert len(first.results) == len(lane.chunks) - 1, "every other chunk was done"
     assert failure.key.label in {key.label for key in lane.chunks}
     assert orgs.exported()[failure.key.tenant_id] < (500 if failure.key.tenant_id == ORGS[0] else 200)
+    summary = run_summary.render_summary(run_summary.summarise_run(db, run_id))
+    assert "Not finished (a task failed; retry it): 100, in invoices chunk " \
+           f"{failure.key.chunk_no} (the lane whose log names the chunk failed" in summary, summary
     puts_before = len([r for r in xero.backend.requests if r.method == "PUT"])
 
     second = lanes.export_lane(lane, orgs.connect, orgs.client)  # Airflow's retry of the lane

@@ -179,7 +179,7 @@ def follow(conn: psycopg.Connection, run: DagRun, billing_entity_id: int | None)
 def _export_outcome(conn: psycopg.Connection, banner: Banner, billing_entity_id: int | None) -> None:
     rules = {(kind, document_id): list(r) for kind, document_id, r in conn.execute(
         load_sql("ui_action_rules"), {"run_id": banner.export_run_id})}
-    for entity_id, kind, document_id, number, outcome, reason in conn.execute(
+    for entity_id, kind, document_id, number, outcome, reason, _chunk_no in conn.execute(
             load_sql("run_outcomes"), {"run_id": banner.export_run_id}):
         if billing_entity_id is not None and entity_id != billing_entity_id:
             continue

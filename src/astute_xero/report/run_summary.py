@@ -36,6 +36,7 @@ class EntityOutcome:
     deferred: int = 0
     elsewhere: int = 0  # exported (or being exported) by another run meanwhile
     unfinished: int = 0  # 'sending' or never reached: a chunk task did not complete
+    unfinished_chunks: set[tuple[str, int]] = field(default_factory=set)  # (kind, chunk number) of those documents
     allocated: list[DocumentNote] = field(default_factory=list)
     not_allocated: list[DocumentNote] = field(default_factory=list)  # nothing to apply, or refused by Xero
 
@@ -89,7 +90,7 @@ def summarise_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
         )
     }
     counts: dict[str, int] = defaultdict(int)
-    for entity_id, kind_name, document_id, number, outcome, reason in conn.execute(
+    for entity_id, kind_name, document_id, number, outcome, reason, chunk_no in conn.execute(
         load_sql("run_outcomes"), {"run_id": run_id}
     ):
         entity = entities[entity_id]
@@ -109,6 +110,8 @@ def summarise_run(conn: psycopg.Connection, run_id: int) -> RunSummary:
             entity.elsewhere += 1
         else:
             entity.unfinished += 1
+            if chunk_no is not None:
+                entity.unfinished_chunks.add((kind_name, chunk_no))
     for entity_id, credit_note_id, number, status, amount, detail in conn.execute(
         load_sql("run_allocations"), {"run_id": run_id}
     ):
@@ -183,8 +186,16 @@ def render_summary(summary: RunSummary) -> str:
         if entity.elsewhere:
             lines.append(f"  Exported by another run meanwhile: {entity.elsewhere}")
         if entity.unfinished:
-            lines.append(f"  Not finished (a task failed; retry it): {entity.unfinished}")
+            lines.append(f"  Not finished (a task failed; retry it): {entity.unfinished}{_in_chunks(entity)}")
     return "\n".join(lines)
+
+
+def _in_chunks(entity: EntityOutcome) -> str:
+    """Which chunks the unfinished documents are in, as the export's lanes name them in their logs."""
+    if not entity.unfinished_chunks:
+        return ""
+    named = [f"{KINDS[kind].plural} chunk {number}" for kind, number in sorted(entity.unfinished_chunks)]
+    return f", in {', '.join(named)} (the lane whose log names the chunk failed: clear it to retry)"
 
 
 # --- a preview (the export DAG's Param `preview`): what an export would send, hold back and leave ---------------
