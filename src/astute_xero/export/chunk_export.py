@@ -169,28 +169,34 @@ def source_url(kind: DocumentKind, document_id: int, template: str) -> str | Non
     return template.format(invoice_id=document_id) if kind is INVOICE else None
 
 
+@dataclass(frozen=True)
+class Payload:
+    element: Invoice | CreditNote  # what the SDK sends
+    serialized: Any  # the element as the SDK serializes it: the body's size and the Idempotency-Key are read from it
+
+
 def _payloads(
     kind: DocumentKind, documents: list[AstuteDocument], prior: dict[int, PriorAttempt], template: str
-) -> tuple[dict[int, Invoice | CreditNote], dict[int, str]]:
+) -> tuple[dict[int, Payload], dict[int, str]]:
     """Each document's Xero payload, built before anything is claimed; and why a document has none.
 
     The SDK checks Xero's field limits as it builds a model: a document it refuses is held back with the
     reason, and its neighbours go.
     """
-    built: dict[int, Invoice | CreditNote] = {}
+    built: dict[int, Payload] = {}
     refused: dict[int, str] = {}
     for document in documents:
         url = prior[document.document_id].source_url or source_url(kind, document.document_id, template)
         try:
             element = to_xero(document, url)
-            serialize(element)
+            serialized = serialize(element)
         except (ValueError, TypeError) as error:
             refused[document.document_id] = (
                 f"{kind.describe(document.document_id, document.number)} cannot be sent to Xero as it is: {error}. "
                 "Correct it in Astute; it goes with the next run."
             )
             continue
-        built[document.document_id] = element
+        built[document.document_id] = Payload(element, serialized)
     return built, refused
 
 
@@ -220,7 +226,7 @@ def _export_held(
             conn.execute(
                 kind.sql("chunk_claim"),
                 {**key.params, "document_ids": sorted(payloads),
-                 "source_urls": [getattr(payloads[i], "url", None) for i in sorted(payloads)]},
+                 "source_urls": [getattr(payloads[i].element, "url", None) for i in sorted(payloads)]},
             ).fetchall()
         )
     # Exported meanwhile, or in flight in another run: never sent from here.
@@ -245,8 +251,8 @@ def _export_held(
         _finish(conn, key)
         return result
 
-    elements = [payloads[document.document_id] for document in to_send]
-    body = serialize({"Elements": elements})
+    elements = [payloads[document.document_id].element for document in to_send]
+    body = {"Elements": [payloads[document.document_id].serialized for document in to_send]}  # as the SDK sends it
     body_bytes = len(json.dumps(body).encode())
     if body_bytes > XERO_BODY_LIMIT_BYTES:
         # The planner's estimate is an upper bound, so this means a bug, not bad data: stop loudly.
