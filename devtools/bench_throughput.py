@@ -399,6 +399,9 @@ def measure(scenario: Scenario, sandbox: XeroSandbox, tenants: list[str], tis: l
             worker_extra.append(workloads[ti.ti_id] - ti.duration_s)
 
     run_spans = [_seconds(r.start_date, r.end_date) for r in runs]
+    # Of the runs' time, how much no task of the run was running: Airflow between one step and the next
+    # (scheduling, queueing, a task process's start before its first log line).
+    busy = _union_s([(ti.start, ti.end) for ti in tis if ti.start and ti.end])
     whole_run_s = sum(x for x in run_spans if x) or None
     run_bound = whole_run_bound(scenario, api_log)
     chunk_puts = sorted((started.timestamp(), started.timestamp() + duration_ms / 1000)
@@ -422,6 +425,7 @@ def measure(scenario: Scenario, sandbox: XeroSandbox, tenants: list[str], tis: l
         "whole_run_s": whole_run_s,
         "whole_run_bound_s": round(run_bound, 1),
         "whole_run_ratio": round(min(1.0, run_bound / whole_run_s), 3) if whole_run_s else None,
+        "between_steps_s": round(whole_run_s - busy, 1) if whole_run_s else None,
         "window": f"{scenario.window} ({window_s:g} s)",
         "chunk_calls_allowed_per_window": allowed_per_window,
         "window_ratio_by_window": mean_by_window,
@@ -578,6 +582,19 @@ def _peak_distinct(records: list[Any]) -> int:
     return peak
 
 
+def _union_s(intervals: list[tuple[dt.datetime, dt.datetime]]) -> float:
+    """Seconds covered by at least one of the intervals."""
+    total, end = 0.0, None
+    for start, stop in sorted(intervals):
+        if end is None or start > end:
+            total += (stop - start).total_seconds()
+            end = stop
+        elif stop > end:
+            total += (stop - end).total_seconds()
+            end = stop
+    return total
+
+
 def _peak_running(tis: list[TaskInstanceRecord]) -> int:
     events = sorted([(ti.start, 1) for ti in tis] + [(ti.end, -1) for ti in tis], key=lambda e: (e[0], e[1]))
     peak = running = 0
@@ -644,6 +661,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ("RATIO chunk phase (first chunk call -> last answer)", "chunk_phase_ratio"),
         ("whole run: runs' duration / Xero's least time (s)", lambda r: f"{r['whole_run_s']} / {r['whole_run_bound_s']}"),
         ("RATIO whole run (least / actual)", "whole_run_ratio"),
+        ("  of the runs' time, no task running (s)", "between_steps_s"),
         ("chunks / lanes (chunks per lane)", lambda r: f"{r.get('chunks')} / {r.get('lanes')} ({r.get('chunks_per_lane')})"),
         ("CPU s per chunk, all processes: chunk phase / whole", lambda r: f"{r.get('cpu_s_per_chunk_phase')} / {r.get('cpu_s_per_chunk_whole')}"),
         ("CPU s per chunk, our own work (lanes)", "own_cpu_s_per_chunk"),
