@@ -21,6 +21,12 @@ CREATE INDEX slot_ticket_queue ON xero_sync.slot_ticket (tenant_id, ticket);
 CREATE FUNCTION xero_sync.slot_channel(p_tenant text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT 'xero_slots_' || md5(p_tenant) $$;
 
+-- Takes, releases and departures of one organisation's slots happen one at a time (a lock held to the end of the
+-- statement that calls this, one autocommitted statement: nothing outlives it, pooler or not). Else two slots given
+-- back at once would each see only its own free and both call the same first ticket, leaving the second waiting.
+CREATE FUNCTION xero_sync.slot_queue_lock(p_tenant text) RETURNS void
+LANGUAGE sql AS $$ SELECT pg_advisory_xact_lock(1481855313, hashtext(p_tenant)) $$;  -- 1481855313: 'XSQQ'
+
 -- Tell the oldest live tickets, as many as the organisation has free slots, that they may take one (payload: their
 -- numbers, comma-separated). Nothing is sent when no slot is free or nobody waits.
 CREATE FUNCTION xero_sync.slot_call_next(p_tenant text, p_concurrent int) RETURNS void
@@ -63,6 +69,7 @@ DECLARE
     v_ahead int;
     v_key text;
 BEGIN
+    PERFORM xero_sync.slot_queue_lock(p_tenant);
     channel := xero_sync.slot_channel(p_tenant);
     ticket := p_ticket;
     DELETE FROM xero_sync.slot_ticket AS t WHERE t.tenant_id = p_tenant AND t.expires_at <= now();
@@ -127,6 +134,7 @@ END $$;
 CREATE FUNCTION xero_sync.slot_release(p_tenant text, p_holder text, p_key text, p_concurrent int) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM xero_sync.slot_queue_lock(p_tenant);
     DELETE FROM xero_sync.lease WHERE lease_key = p_key AND holder = p_holder;
     PERFORM xero_sync.slot_call_next(p_tenant, p_concurrent);
 END $$;
@@ -137,6 +145,7 @@ CREATE FUNCTION xero_sync.slot_leave_queue(p_tenant text, p_holder text, p_ticke
 RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM xero_sync.slot_queue_lock(p_tenant);
     DELETE FROM xero_sync.slot_ticket AS t WHERE t.ticket = p_ticket AND t.holder = p_holder;
     PERFORM xero_sync.slot_call_next(p_tenant, p_concurrent);
 END $$;

@@ -57,7 +57,10 @@ ARRIVAL_MARGIN = dt.timedelta(seconds=1)
 # when told it is its turn. A ticket lives TICKET_TTL unless renewed: a waiter that died leaves the queue within it.
 WAITER_WAKE_S = 2.5
 TICKET_TTL = dt.timedelta(seconds=10)
-LISTEN_DEPTH = 2  # waiters LISTEN when fewer than this many times the organisation's slots are queued ahead
+# Waiters LISTEN when fewer than this many times the organisation's slots are queued ahead of them: a waiter further
+# back starts listening on a periodic wake-up, before it reaches the front unless the queue moves faster than
+# LISTEN_DEPTH x 5 hand-overs per WAITER_WAKE_S (8 a second; Xero's minute allows 1 a second).
+LISTEN_DEPTH = 4
 EXPIRY_MARGIN_S = 0.02  # a held slot or ticket ahead expiring: look just after, on the database's clock
 BUDGET_RECHECK_S = 0.05  # the least pause between two looks at the budget (its next call is due then)
 # Longer than Xero's minute window: a free budget is always reached sooner unless something is wrong
