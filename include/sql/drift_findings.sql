@@ -4,8 +4,7 @@
 -- export, a Contact link removed), and closes (drift_resolve) when it is no longer found. Each with what to do;
 -- nothing is changed.
 -- One pass: each document in scope is joined once to Astute's side of it (its status, customer, line total, the
--- customer's Contact link), and only those that disagree go on to be described. An incremental sync's scope is
--- found by xero_document's key, never a scan of it; a full one's by hash joins over the organisation.
+-- customer's Contact link), and only those that disagree go on to be described.
 CREATE TEMP TABLE drift_found ON COMMIT DROP AS
 WITH open_drift AS MATERIALIZED (
     SELECT kind, xero_id, astute_id, drift FROM xero_sync.drift
@@ -14,7 +13,8 @@ WITH open_drift AS MATERIALIZED (
     SELECT kind, xero_id FROM xero_seen WHERE NOT %(full)s
     UNION
     SELECT kind, xero_id FROM open_drift WHERE NOT %(full)s AND xero_id IS NOT NULL
-), scope AS MATERIALIZED (
+), scope AS NOT MATERIALIZED (  -- inlined where used, so planned from xero_document's statistics: a full
+    -- reconciliation's scans and hash joins, or an incremental one's look-ups by key
     SELECT d.kind, d.xero_id, d.astute_id, d.number, d.status, d.xero_contact_id, d.contact_name, d.line_amount_types,
            d.sub_total, d.total, d.updated_in_xero
     FROM xero_sync.xero_document d

@@ -87,6 +87,8 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         if full:
             conn.execute(load_sql("status_sync_mark_missing"), {"tenant_id": tenant_id})
         conn.execute(load_sql("status_sync_adopt"), {"tenant_id": tenant_id})
+        if full:
+            conn.execute(load_sql("status_sync_full_settings"))  # for the drift checks over the organisation
         conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
         found = conn.execute(load_sql("drift_record"), {"tenant_id": tenant_id, "found_by": found_by}).rowcount
         resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id}).rowcount
@@ -175,6 +177,7 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
     return is then missing. Normally none: one query, no call."""
     with conn.transaction():
         conn.execute(load_sql("status_sync_large_statements"))
+        conn.execute(load_sql("status_sync_full_settings"))
         conn.execute(load_sql("status_sync_analyze_documents"))  # before the look-ups and drift checks that follow
         unseen = conn.execute(load_sql("status_sync_unseen"), {"tenant_id": tenant_id}).fetchall()
     for kind in (INVOICE, CREDIT_NOTE):
@@ -221,8 +224,7 @@ def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, do
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
         for document in documents:
             copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
-    (written,) = conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).fetchone()
-    return written
+    return conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).rowcount
 
 
 def _row(kind: DocumentKind, d: Any) -> tuple:
