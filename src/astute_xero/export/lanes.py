@@ -149,10 +149,11 @@ def plan_lanes(
 
 def export_lane(
     lane: Lane, connect: Callable[[], psycopg.Connection], make_client: Callable[[], XeroClient],
-    *, export: Callable[[psycopg.Connection, XeroClient, ChunkKey], ChunkResult] = export_chunk,
 ) -> LaneResult:
     """Export the lane's chunks, `lane.threads` at once, each thread with its own connection and Xero client
-    (neither is shared between threads); every chunk has its turn whatever another's outcome."""
+    (neither is shared between threads); every chunk has its turn whatever another's outcome. A client that
+    cannot be made (the app's authorisation refused) fails the lane with its own error, once the lane's other
+    threads are done."""
     result = LaneResult()
     lock = threading.Lock()
     local = threading.local()
@@ -163,14 +164,16 @@ def export_lane(
         nonlocal in_progress
         if not hasattr(local, "client"):
             local.conn = connect()
+            with lock:
+                opened.append(local.conn)
             local.client = make_client()
             with lock:
-                opened.extend([local.client, local.conn])
+                opened.append(local.client)
         with lock:
             in_progress += 1
             result.peak_threads = max(result.peak_threads, in_progress)
         try:
-            outcome = export(local.conn, local.client, key)
+            outcome = export_chunk(local.conn, local.client, key)
         except Exception as error:  # noqa: BLE001 - every chunk has its turn; the lane reports them all after
             with lock:
                 result.failures.append(ChunkFailure(key, error))
