@@ -83,6 +83,12 @@ def get_provider_info() -> dict[str, Any]:
                                        "going this many hours after it was queued. Empty: no deadline.",
                         "version_added": "1.0.0", "type": "string", "example": "6", "default": "",
                     },
+                    "lane_chunks": {
+                        "description": "The most chunks (of up to 100 documents, one Xero call each) one mapped "
+                                       "export task works, a few at once. Smaller: retries and progress in smaller "
+                                       "units, an Airflow task start (about 2 CPU-seconds) each; larger: cheaper.",
+                        "version_added": "1.0.0", "type": "integer", "example": "50", "default": "50",
+                    },
                 },
             },
         },
