@@ -79,6 +79,14 @@ class Organisations:
         for client in self.clients:
             client.close()
 
+    def resolve_slowly(self, run_id: int) -> contacts.ContactResolution:
+        """resolve_contacts as the DAG runs it, with Xero answering Contacts in LATENCY_S."""
+        self.xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
+        try:
+            return contacts.resolve_contacts(self.db, None, run_id, self.side_by_side())
+        finally:
+            self.close()
+
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,11 +122,7 @@ def test_contact_look_ups_and_creations_of_one_organisation_go_five_at_once_neve
     orgs = Organisations(db, xero, database_url, [TENANT])
     names = customers_with_invoices(orgs, TENANT, 40, existing=8)  # 10 look-ups, 8 creations of 4
     run_id = orgs.select()
-    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
-    try:
-        result = contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
-    finally:
-        orgs.close()
+    result = orgs.resolve_slowly(run_id)
 
     assert (result.matched, result.created, result.held) == (8, 32, 0)
     assert_linked_once(orgs, TENANT, names)
@@ -142,12 +146,7 @@ def test_contact_look_ups_and_creations_of_one_organisation_go_five_at_once_neve
 def test_two_organisations_side_by_side_each_reach_five(db, xero, database_url, small_batches):
     orgs = Organisations(db, xero, database_url, [TENANT, OTHER])
     names = {tenant: customers_with_invoices(orgs, tenant, 40, existing=0) for tenant in (TENANT, OTHER)}
-    run_id = orgs.select()
-    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
-    try:
-        result = contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
-    finally:
-        orgs.close()
+    result = orgs.resolve_slowly(orgs.select())
 
     assert (result.matched, result.created) == (0, 80)
     for tenant in (TENANT, OTHER):
@@ -167,12 +166,7 @@ def test_an_organisation_allowed_fewer_calls_at_once_gets_that_many_callers(db, 
     limits = XeroLimits(organisations={TENANT: OrganisationLimits(concurrent=3)})  # e.g. a connection's override
     orgs = Organisations(db, xero, database_url, [TENANT], limits=limits)
     names = customers_with_invoices(orgs, TENANT, 40, existing=0)
-    run_id = orgs.select()
-    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
-    try:
-        contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
-    finally:
-        orgs.close()
+    orgs.resolve_slowly(orgs.select())
     assert_linked_once(orgs, TENANT, names)
     assert xero.backend.peak_concurrency(TENANT) == 3
     assert len(orgs.clients) == 3, "no caller opened beyond the organisation's concurrency"
@@ -312,12 +306,8 @@ def test_a_creation_answered_503_while_five_go_at_once_stops_only_its_organisati
     orgs = Organisations(db, xero, database_url, [TENANT, OTHER])
     names = {tenant: customers_with_invoices(orgs, tenant, 40, existing=0) for tenant in (TENANT, OTHER)}
     run_id = orgs.select()
-    xero.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/Contacts")
     xero.backend.faults.fail_next(1, status=503, path_prefix="/api.xro/2.0/Contacts", method="PUT")
-    try:
-        result = contacts.resolve_contacts(db, None, run_id, orgs.side_by_side())
-    finally:
-        orgs.close()
+    result = orgs.resolve_slowly(run_id)
 
     assert result.organisations_stopped == 1
     (stopped,) = [tenant for (tenant,) in db.execute(
