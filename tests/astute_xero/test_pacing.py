@@ -285,14 +285,30 @@ def test_waiters_get_their_slot_in_the_order_they_came(pacer_for):
 def test_a_slot_is_handed_over_at_once_when_its_holder_is_done(pacer_for):
     """The next waiter is told (NOTIFY) rather than finding out on its next periodic look."""
     holders = Holders(pacer_for, "org-handover", 1, concurrent=1)
-    waiter = pacer_for(concurrent=1)
-    threads, served = start_waiters([waiter], "org-handover")
-    time.sleep(0.5)
+    waited = served_after_release(holders, pacer_for(concurrent=1), "org-handover", settle_s=0.5)
+    assert waited < 0.5, "within the waiter's periodic wake-up (2.5 s): it was not told"
+
+
+def serve_after_release(holders, waiters: list, tenant: str, settle_s: float = 0.0,
+                        **waiting) -> tuple[list, float]:
+    """Queue `waiters` (start_waiters' `waiting` options), `settle_s` later release the holders, wait for every
+    waiter: (who was served when, in order; when the holders released)."""
+    threads, served = start_waiters(waiters, tenant, **waiting)
+    time.sleep(settle_s)
     released = time.monotonic()
     holders.release()
-    threads[0].join(10)
-    waiter.close()
-    assert served and served[0][1] - released < 0.5, "within the waiter's periodic wake-up (2.5 s): it was not told"
+    for thread in threads:
+        thread.join(30)
+    for waiter in waiters:
+        waiter.close()
+    return served, released
+
+
+def served_after_release(holders, waiter, tenant: str, settle_s: float) -> float:
+    """Seconds from the holders' release to `waiter` (queued `settle_s` before it) getting its slot."""
+    served, released = serve_after_release(holders, [waiter], tenant, settle_s)
+    assert served, "the waiter was never served"
+    return served[0][1] - released
 
 
 def _pacer_process(database_url: str, tenant: str, threads: int, calls: int, concurrent: int, hold_s: float,
@@ -393,13 +409,7 @@ def test_without_notifications_waiters_are_still_served_in_order_on_their_own_wa
     ttl = dt.timedelta(seconds=2)  # wakes every 0.375-0.5 s
     holders = Holders(pacer_for, "org-pooler", 1, concurrent=1)
     waiters = [pacer_for(concurrent=1, ticket_ttl=ttl) for _ in range(3)]
-    threads, served = start_waiters(waiters, "org-pooler", gap_s=0.3, hold_s=0.1)
-    released = time.monotonic()
-    holders.release()
-    for thread in threads:
-        thread.join(30)
-    for waiter in waiters:
-        waiter.close()
+    served, released = serve_after_release(holders, waiters, "org-pooler", gap_s=0.3, hold_s=0.1)
     assert [index for index, _ in served] == [0, 1, 2]
     gaps = [later - earlier - 0.1 for (_, earlier), (_, later) in zip([(None, released - 0.1)] + served, served)]
     assert all(gap < ttl.total_seconds() / 4 + 0.4 for gap in gaps), gaps
@@ -412,15 +422,9 @@ def test_a_waiter_that_gives_up_leaves_the_queue_at_once(pacer_for, db):
         with impatient.call("org-impatient"):
             pass
     assert db.execute("SELECT count(*) FROM xero_sync.slot_ticket").fetchone()[0] == 0
-    patient = pacer_for(concurrent=1)
-    threads, served = start_waiters([patient], "org-impatient")
-    time.sleep(0.3)
-    released = time.monotonic()
-    holders.release()
-    threads[0].join(10)
+    waited = served_after_release(holders, pacer_for(concurrent=1), "org-impatient", settle_s=0.3)
     impatient.close()
-    patient.close()
-    assert served and served[0][1] - released < 0.5, "the one who gave up was not waited for"
+    assert waited < 0.5, "the one who gave up was not waited for"
 
 
 def test_a_worker_waiting_for_the_minute_looks_once_each_time_it_opens(pacer_for, database_url):
@@ -485,14 +489,7 @@ def test_slots_given_back_at_once_each_go_to_a_waiter_at_once(pacer_for):
         tenant = f"org-all-at-once-{attempt}"
         holders = Holders(pacer_for, tenant, 5)
         waiters = [pacer_for() for _ in range(5)]
-        threads, served = start_waiters(waiters, tenant)
-        time.sleep(0.3)
-        released = time.monotonic()
-        holders.release()
-        for thread in threads:
-            thread.join(10)
-        for waiter in waiters:
-            waiter.close()
+        served, released = serve_after_release(holders, waiters, tenant, settle_s=0.3)
         assert len(served) == 5
         late = max(at for _, at in served) - released
         assert late < 0.5, f"attempt {attempt}: a waiter was left for its periodic wake-up ({late:.2f} s)"
