@@ -1,8 +1,10 @@
--- Where Astute and Xero disagree about one organisation, among the documents this sync read and those with a
--- drift still open (a full reconciliation: all of them, and what Xero no longer holds), against the current state
--- of both sides: an open drift is looked at again whatever changed it (voided in Astute too, adopted by the
--- export, a Contact link removed), and closes (drift_resolve) when it is no longer found. Each with what to do;
--- nothing is changed.
+-- Where Astute and Xero disagree about one organisation, against the current state of both sides. An incremental
+-- sync looks at the documents it read whose side of the comparison Xero changed since the last sync to finish
+-- (status_sync_upsert notes it; a payment changes none of it) and at those with a drift still open, whatever
+-- changed it (voided in Astute too, adopted by the export, a Contact link removed); a full reconciliation at every
+-- document, and at what Xero no longer holds. An open drift closes (drift_resolve) when it is no longer found. Each
+-- with what to do; nothing is changed. Astute's own later edits of an exported document are found by the full
+-- reconciliation.
 -- One pass: each document in scope is joined once to Astute's side of it (its status, customer, line total, the
 -- customer's Contact link), and only those that disagree go on to be described.
 CREATE TEMP TABLE drift_found ON COMMIT DROP AS
@@ -10,9 +12,11 @@ WITH open_drift AS MATERIALIZED (
     SELECT kind, xero_id, astute_id, drift FROM xero_sync.drift
     WHERE tenant_id = %(tenant_id)s AND resolved_at IS NULL
 ), looked_at AS MATERIALIZED (  -- an incremental sync's scope: read now, or with a drift open
-    SELECT kind, xero_id FROM xero_seen WHERE NOT %(full)s
-    UNION
-    SELECT kind, xero_id FROM open_drift WHERE NOT %(full)s AND xero_id IS NOT NULL
+    SELECT kind, xero_id, bool_or(open) AS open
+    FROM (SELECT kind, xero_id, false AS open FROM xero_seen WHERE NOT %(full)s
+          UNION ALL
+          SELECT kind, xero_id, true FROM open_drift WHERE NOT %(full)s AND xero_id IS NOT NULL) AS k
+    GROUP BY kind, xero_id
 ), scope AS NOT MATERIALIZED (  -- inlined where used, so planned from xero_document's statistics: a full
     -- reconciliation's scans and hash joins, or an incremental one's look-ups by key
     SELECT d.kind, d.xero_id, d.astute_id, d.number, d.status, d.xero_contact_id, d.contact_name, d.line_amount_types,
@@ -25,6 +29,8 @@ WITH open_drift AS MATERIALIZED (
     FROM looked_at k
     JOIN xero_sync.xero_document d ON d.tenant_id = %(tenant_id)s AND d.kind = k.kind AND d.xero_id = k.xero_id
     WHERE d.missing_since IS NULL
+      -- of what was read, what Xero changed that drift compares since the last sync to finish (a payment is not)
+      AND (k.open OR d.compared_fields_changed_by > %(last_success_no)s)
 ), invoice_total AS (
     SELECT l.invoice_id, sum(round(l.quantity * l.unit_amount, 2)) AS line_total
     FROM astute.invoice_line l

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import count
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -61,8 +61,9 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
     what was read before that is kept, and the next read starts again from the last success.
     `invoice_url`: the template of our invoices' Url in Xero (default: ASTUTE_INVOICE_URL)."""
     ours = astute_url_matcher(invoice_url or invoice_url_template())
-    state = conn.execute(load_sql("status_sync_state"), {"tenant_id": tenant_id}).fetchone()
-    full = full or state is None
+    sync_no, last_success_no, read_before = conn.execute(load_sql("status_sync_state"),
+                                                         {"tenant_id": tenant_id}).fetchone()
+    full = full or not read_before
     marks = {} if full else dict(conn.execute(load_sql("status_sync_watermarks"), {"tenant_id": tenant_id}).fetchall())
     read_at = dt.datetime.now(dt.timezone.utc)
     conn.execute(load_sql("status_sync_session"))
@@ -72,11 +73,11 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         for kind in _kinds_to_read(conn, tenant_id, full):
             mark = marks.get(kind.name)
             since = None if mark is None else mark - WATERMARK_OVERLAP
-            newest_of_kind = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals)
+            newest_of_kind = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals, sync_no)
             if newest_of_kind is not None:
                 newest[kind.name] = newest_of_kind
         if full:
-            _confirm_unseen(conn, client, tenant_id, read_at, ours, totals)
+            _confirm_unseen(conn, client, tenant_id, read_at, ours, totals, sync_no)
     except Exception as error:
         conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
                                                       "calls": totals.calls})
@@ -86,16 +87,18 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
         conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
         if full:
             conn.execute(load_sql("status_sync_mark_missing"), {"tenant_id": tenant_id})
-        conn.execute(load_sql("status_sync_adopt"), {"tenant_id": tenant_id})
+        conn.execute(load_sql("status_sync_adopt"), {"tenant_id": tenant_id, "sync_no": sync_no})
         if full:
             conn.execute(load_sql("status_sync_full_settings"))  # for the drift checks over the organisation
-        conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full})
+        conn.execute(load_sql("drift_findings"), {"tenant_id": tenant_id, "full": full,
+                                                  "last_success_no": last_success_no or 0})
         found = conn.execute(load_sql("drift_record"), {"tenant_id": tenant_id, "found_by": found_by}).rowcount
         resolved = conn.execute(load_sql("drift_resolve"), {"tenant_id": tenant_id}).rowcount
         for kind_name, mark in newest.items():  # only now: a sync that stops reads again what drift did not see
             conn.execute(load_sql("status_sync_watermark_save"),
                          {"tenant_id": tenant_id, "kind": kind_name, "modified_since": mark})
-        conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls})
+        conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls,
+                                                      "sync_no": sync_no})
     outcome = SyncOutcome(tenant_id, full, totals.calls, totals.read, totals.changed, found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
              tenant_id, "full" if full else "incremental", outcome.calls, outcome.documents_read,
@@ -121,7 +124,7 @@ class _Totals:
 
 def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kind: DocumentKind,
                since: dt.datetime | None, read_at: dt.datetime, ours: Callable[[str | None], bool],
-               totals: _Totals) -> dt.datetime | None:
+               totals: _Totals, sync_no: int) -> dt.datetime | None:
     """Every document of `kind` changed since `since` (all when None), stored page by page; returns the newest
     UpdatedDateUTC read (Xero's clock), None when nothing was.
 
@@ -132,46 +135,50 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
     later at a newer version may have shifted one past a page boundary, so that second is read again from its
     first page."""
     cursor, page = _second(since) if since is not None else None, 1
-    known: dict[str, dt.datetime] = {}  # what this read holds, by Xero id: at or after the cursor's second, and
+    known: dict[Any, dt.datetime] = {}  # what this read holds, by Xero id: at or after the cursor's second, and
     by_number: set[dt.datetime] = set()  # in the seconds read by page number
     newest: dt.datetime | None = None
+    id_of = _XERO_ID[kind.name]
     while True:
         documents, call = client.documents_modified(kind, tenant_id, cursor, page)
         totals.calls += 1
         fresh, restart = [], None
+        page_newest: dt.datetime | None = None
         for document in documents:
-            xero_id, updated = _xero_id(kind, document), _updated(document)
+            xero_id, updated = id_of(document), _updated(document)
+            if page_newest is None or updated > page_newest:
+                page_newest = updated
             before = known.get(xero_id)
             if before == updated:
                 continue
-            if before is not None and _second(before) in by_number:
+            if before is not None and by_number and _second(before) in by_number:
                 restart = min(restart or _second(before), _second(before))
             known[xero_id] = updated
             fresh.append(document)
         with conn.transaction():
             conn.execute(load_sql("status_sync_page_settings"))
             record_api_call(conn, None, call, item_count=len(documents))
-            totals.changed += _store_page(conn, tenant_id, kind, fresh, read_at, ours)
+            totals.changed += _store_page(conn, tenant_id, kind, fresh, read_at, ours, sync_no)
         totals.read += len(fresh)
-        if documents:
-            newest = max([newest, *(_updated(d) for d in documents)], key=lambda t: t or _EPOCH)
+        if page_newest is not None and (newest is None or page_newest > newest):
+            newest = page_newest
         if restart is not None:
             by_number.discard(restart)
             cursor, page = restart, 1
             continue
-        if len(documents) < READ_PAGE_SIZE:
+        if page_newest is None or len(documents) < READ_PAGE_SIZE:
             return newest
-        last = _second(max(_updated(d) for d in documents))
+        last = _second(page_newest)
         if cursor is None or last > cursor:
             cursor, page = last, 1
-            known = {i: u for i, u in known.items() if u >= cursor or _second(u) in by_number}
+            known = {i: u for i, u in known.items() if u >= cursor or (by_number and _second(u) in by_number)}
         else:  # a whole page in one second: the next page of it
             by_number.add(cursor)
             page += 1
 
 
 def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str, read_at: dt.datetime,
-                    ours: Callable[[str | None], bool], totals: _Totals) -> None:
+                    ours: Callable[[str | None], bool], totals: _Totals, sync_no: int) -> None:
     """After a full read: what is ours and no page brought, asked for by id (GET /Invoices?IDs=, /CreditNotes by
     CreditNoteID) and stored as Xero has it (VOIDED or DELETED ones too: their own drift). Only what Xero does not
     return is then missing. Normally none: one query, no call."""
@@ -192,11 +199,8 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
             with conn.transaction():
                 conn.execute(load_sql("status_sync_page_settings"))
                 record_api_call(conn, None, call, item_count=len(documents))
-                totals.changed += _store_page(conn, tenant_id, kind, documents, read_at, ours)
+                totals.changed += _store_page(conn, tenant_id, kind, documents, read_at, ours, sync_no)
             totals.read += len(documents)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _second(moment: dt.datetime) -> dt.datetime:
@@ -204,8 +208,8 @@ def _second(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc).replace(microsecond=0)
 
 
-def _xero_id(kind: DocumentKind, document: Any) -> str:
-    return str(document.invoice_id if kind is INVOICE else document.credit_note_id)
+_XERO_ID: dict[str, Callable[[Any], Any]] = {INVOICE.name: attrgetter("invoice_id"),
+                                             CREDIT_NOTE.name: attrgetter("credit_note_id")}
 
 
 def _kinds_to_read(conn: psycopg.Connection, tenant_id: str, full: bool) -> list[DocumentKind]:
@@ -216,7 +220,7 @@ def _kinds_to_read(conn: psycopg.Connection, tenant_id: str, full: bool) -> list
 
 
 def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, documents: list[Any],
-                read_at: dt.datetime, ours: Callable[[str | None], bool]) -> int:
+                read_at: dt.datetime, ours: Callable[[str | None], bool], sync_no: int) -> int:
     """One page into xero_document (COPY into the session's scratch table, then one upsert of what is ours):
     rows changed."""
     if not documents:
@@ -224,7 +228,8 @@ def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, do
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
         for document in documents:
             copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
-    return conn.execute(load_sql("status_sync_upsert"), {"tenant_id": tenant_id, "read_at": read_at}).rowcount
+    return conn.execute(load_sql("status_sync_upsert"),
+                        {"tenant_id": tenant_id, "read_at": read_at, "sync_no": sync_no}).rowcount
 
 
 def _row(kind: DocumentKind, d: Any) -> tuple:
@@ -250,6 +255,7 @@ def _row(kind: DocumentKind, d: Any) -> tuple:
 
 
 def _updated(document: Any) -> dt.datetime:
+    """UpdatedDateUTC in the standard library's UTC (the SDK's own tzinfo makes every comparison call Python)."""
     updated = document.updated_date_utc
-    return updated if updated.tzinfo else updated.replace(tzinfo=dt.timezone.utc)
+    return updated.astimezone(dt.timezone.utc) if updated.tzinfo else updated.replace(tzinfo=dt.timezone.utc)
 
