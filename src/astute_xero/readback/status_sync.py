@@ -226,10 +226,20 @@ def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, do
     if not documents:
         return 0
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
+        copy.set_types(_COPY_TYPES[kind.name])  # each value's dumper chosen once a page, not once a row
         for document in documents:
             copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
     return conn.execute(load_sql("status_sync_upsert"),
                         {"tenant_id": tenant_id, "read_at": read_at, "sync_no": sync_no}).rowcount
+
+
+# The Python types of _row's values as status_sync_copy's columns take them (the SDK gives ids as str, amounts as
+# float; a credit note's amount credited is computed as a Decimal).
+_COPY_TYPES = {
+    kind.name: ["text", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "float8",
+                "numeric" if kind is CREDIT_NOTE else "float8", "date", "date", "date", "timestamptz", "bool"]
+    for kind in (INVOICE, CREDIT_NOTE)
+}
 
 
 def _row(kind: DocumentKind, d: Any) -> tuple:
@@ -247,8 +257,8 @@ def _row(kind: DocumentKind, d: Any) -> tuple:
                     if d.total is not None and d.remaining_credit is not None else None)
         due_date, fully_paid_on = None, d.fully_paid_on_date  # Xero gives it on a PAID credit note too
     return (
-        kind.name, str(xero_id), number, enum_value(d.status),
-        str(contact.contact_id) if contact and contact.contact_id else None, contact.name if contact else None,
+        kind.name, xero_id, number, enum_value(d.status),
+        contact.contact_id if contact and contact.contact_id else None, contact.name if contact else None,
         enum_value(d.line_amount_types), d.sub_total, d.total, due, paid, credited, due_date, fully_paid_on,
         max(payments) if payments else None, _updated(d),
     )
