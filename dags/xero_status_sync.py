@@ -18,8 +18,10 @@ side, each within its own call budget (shared with the export through the same p
 3. **summarise_status_sync** logs the picture per organisation: paid, part-paid, awaiting payment, overdue,
    and the drift still open.
 
-Trigger it with **Full reconciliation** (and the billing entities of one organisation) to read every
-document, not only what changed: the only way to find documents Xero no longer holds. An organisation's
+An incremental read compares with Astute only what Xero changed that a drift is about (not a payment), and
+every open drift. Trigger it with **Full reconciliation** (and the billing entities of one organisation) to read
+and compare every document, not only what changed: the only way to find documents Xero no longer holds, or an
+exported document Astute edited since. An organisation's
 first read is always full. Views for Astute and BI tools: `xero_sync.invoice_payment` (per invoice) and
 `xero_sync.pay_run_payment` (per pay run).
 """
