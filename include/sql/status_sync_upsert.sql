@@ -3,9 +3,10 @@
 -- Astute does not know is drift); the rest (keyed in by hand, other systems') goes no further. A row that did
 -- not change is not written (no dead row); every row kept is noted in xero_seen (what drift checks, and what a
 -- full read did not find). A row notes the sync that last changed what drift compares with Astute (an incremental
--- sync compares only those, and the documents with a drift open). ON CONFLICT finds each document by xero_document's key whatever the planner believes
--- of its size (a first read grows it from nothing to a million rows faster than its statistics follow; a join to
--- it was planned as a scan of the organisation's rows, every page).
+-- sync compares only those, and the documents with a drift open). ON CONFLICT finds each document by
+-- xero_document's key (Xero's id) whatever the planner believes of its size (a first read grows it from nothing to
+-- a million rows faster than its statistics follow; a join to it was planned as a scan of the organisation's
+-- rows, every page).
 WITH page AS (
     SELECT p.*, coalesce(ie.invoice_id, ce.credit_note_id) AS astute_id
     FROM xero_page p
@@ -24,7 +25,7 @@ SELECT %(tenant_id)s, kind, xero_id, astute_id, number, status, xero_contact_id,
        sub_total, total, amount_due, amount_paid, amount_credited, due_date, fully_paid_on, last_payment_date,
        updated_in_xero, %(read_at)s, NULL, %(sync_no)s
 FROM kept
-ON CONFLICT (tenant_id, kind, xero_id) DO UPDATE SET
+ON CONFLICT (xero_id) DO UPDATE SET
     astute_id = excluded.astute_id, number = excluded.number, status = excluded.status,
     xero_contact_id = excluded.xero_contact_id, contact_name = excluded.contact_name,
     line_amount_types = excluded.line_amount_types, sub_total = excluded.sub_total, total = excluded.total,

@@ -21,7 +21,8 @@ NOT_STATE = ("api_log", "rate_budget", "oauth_token", "schema_migration", "lease
 
 
 def state(db) -> dict[str, list[str]]:
-    """Every row of xero_sync's tables (but NOT_STATE), without the times it was written at."""
+    """Every row of xero_sync's tables (but NOT_STATE), without the times it was written at (a read back's number
+    of the last sync to finish is such a time, on a sequence)."""
     tables = [t for (t,) in db.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'xero_sync' AND table_type = 'BASE TABLE'")
         if t not in NOT_STATE]
@@ -29,7 +30,7 @@ def state(db) -> dict[str, list[str]]:
     for table in tables:
         rows = db.execute(
             f"SELECT (SELECT jsonb_object_agg(key, value) FROM jsonb_each(to_jsonb(t)) "
-            f"        WHERE key NOT LIKE '%%\\_at' AND key NOT IN ('attempts'))::text FROM xero_sync.{table} t"
+            f"        WHERE key NOT LIKE '%%\\_at' AND key NOT IN ('attempts', 'last_success_no'))::text FROM xero_sync.{table} t"
         ).fetchall()
         snapshot[table] = sorted(row[0] or "" for row in rows)
     return snapshot

@@ -1,0 +1,7 @@
+-- xero_document keyed by Xero's id alone (issue 20, finding 6). A Xero id is a UUID, unique across organisations
+-- and kinds; the key (tenant_id, kind, xero_id) repeated a 36-character tenant id and the kind in every entry of an
+-- index that a read back's every row goes through (a page's upsert, the drift checks): at a million documents it
+-- was 83 MB built in order (this one 30 MB), and a first full read spent a fifth of its PostgreSQL time in it.
+-- An organisation's own rows are still found by tenant_id (a scan, only in a full reconciliation).
+ALTER TABLE xero_sync.xero_document DROP CONSTRAINT IF EXISTS xero_document_pkey;
+ALTER TABLE xero_sync.xero_document ADD CONSTRAINT xero_document_pkey PRIMARY KEY (xero_id);
