@@ -10,5 +10,5 @@ ALTER TABLE xero_sync.xero_document ADD CONSTRAINT xero_document_pkey PRIMARY KE
 -- the new version lands on another page and every index gets a new entry for it (at a million documents a day's
 -- 1,000 payments dirtied 3,018 pages, most of them index pages outside the server's buffers). With room, the new
 -- version stays on its page and no index changes (a heap-only update: the key, the kind and the Astute id stay).
--- Pages written from now on; a full reconciliation's rewrite or a VACUUM FULL spreads the old ones.
+-- Pages written from now on have the room (all of a first read's); VACUUM FULL gives it to the old ones.
 ALTER TABLE xero_sync.xero_document SET (fillfactor = 90);
