@@ -154,7 +154,7 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
             if before is not None and by_number and _second(before) in by_number:
                 restart = min(restart or _second(before), _second(before))
             known[xero_id] = updated
-            fresh.append(document)
+            fresh.append((document, updated))
         with conn.transaction():
             conn.execute(load_sql("status_sync_page_settings"))
             record_api_call(conn, None, call, item_count=len(documents))
@@ -199,7 +199,8 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
             with conn.transaction():
                 conn.execute(load_sql("status_sync_page_settings"))
                 record_api_call(conn, None, call, item_count=len(documents))
-                totals.changed += _store_page(conn, tenant_id, kind, documents, read_at, ours, sync_no)
+                totals.changed += _store_page(conn, tenant_id, kind, [(d, _updated(d)) for d in documents],
+                                              read_at, ours, sync_no)
             totals.read += len(documents)
 
 
@@ -219,16 +220,17 @@ def _kinds_to_read(conn: psycopg.Connection, tenant_id: str, full: bool) -> list
     return [INVOICE, CREDIT_NOTE] if has_credit_notes else [INVOICE]
 
 
-def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, documents: list[Any],
+def _store_page(conn: psycopg.Connection, tenant_id: str, kind: DocumentKind, documents: list[tuple[Any, dt.datetime]],
                 read_at: dt.datetime, ours: Callable[[str | None], bool], sync_no: int) -> int:
     """One page into xero_document (COPY into the session's scratch table, then one upsert of what is ours):
-    rows changed."""
+    rows changed. `documents`: each with its UpdatedDateUTC (_updated)."""
     if not documents:
         return 0
     with conn.cursor().copy(load_sql("status_sync_copy")) as copy:
         copy.set_types(_COPY_TYPES[kind.name])  # each value's dumper chosen once a page, not once a row
-        for document in documents:
-            copy.write_row((*_row(kind, document), kind is INVOICE and ours(getattr(document, "url", None))))
+        write_row, is_invoice = copy.write_row, kind is INVOICE
+        for document, updated in documents:
+            write_row((*_row(kind, document), updated, is_invoice and ours(document.url)))
     return conn.execute(load_sql("status_sync_upsert"),
                         {"tenant_id": tenant_id, "read_at": read_at, "sync_no": sync_no}).rowcount
 
@@ -243,7 +245,8 @@ _COPY_TYPES = {
 
 
 def _row(kind: DocumentKind, d: Any) -> tuple:
-    """What xero_document keeps of one of Xero's invoices or credit notes (the SDK's model)."""
+    """What xero_document keeps of one of Xero's invoices or credit notes (the SDK's model), but its
+    UpdatedDateUTC (_updated) and whether it is ours."""
     payments = [p.date for p in (d.payments or []) if getattr(p, "date", None)]
     contact = d.contact
     if kind is INVOICE:
@@ -260,7 +263,7 @@ def _row(kind: DocumentKind, d: Any) -> tuple:
         kind.name, xero_id, number, enum_value(d.status),
         contact.contact_id if contact and contact.contact_id else None, contact.name if contact else None,
         enum_value(d.line_amount_types), d.sub_total, d.total, due, paid, credited, due_date, fully_paid_on,
-        max(payments) if payments else None, _updated(d),
+        max(payments) if payments else None,
     )
 
 
