@@ -18,7 +18,9 @@ without ours costs no call), and always by a full reconciliation.
 
 Drift (xero_sync.drift) is recorded once while it lasts, with what to do, and resolved when a later sync finds
 Astute and Xero agreeing again (every open drift is looked at again each sync, against both sides as they are
-now); nothing is ever changed on either side to make them agree.
+now); nothing is ever changed on either side to make them agree. An incremental sync compares with Astute the
+documents whose side of the comparison Xero changed (not a payment), noted by sync number (a sequence, not a
+clock) since the last sync to finish; a full reconciliation compares every document.
 """
 
 from __future__ import annotations
