@@ -88,7 +88,9 @@ def test_a_lane_exports_an_organisations_chunks_five_calls_at_once_never_six(db,
     run_id, chunk_keys = orgs.prepare()
     (lane,) = lanes.plan_lanes(chunk_keys, five)
     assert (len(lane.chunks), lane.threads) == (12, 6)
-    xero.backend.faults.latency(0.4, path_prefix="/api.xro/2.0/Invoices")
+    # Held long enough that the lane's first five PUTs are in progress together on a loaded machine (see
+    # test_throughput: the in-process sandbox parses each 100-invoice body under the same GIL).
+    xero.backend.faults.latency(1.5, path_prefix="/api.xro/2.0/Invoices")
 
     result = lanes.export_lane(lane, orgs.connect, orgs.client)
 

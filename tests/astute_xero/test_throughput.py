@@ -110,7 +110,10 @@ def test_several_organisations_export_at_once_and_none_ever_has_more_than_five_c
     orgs = Orgs(db, xero, database_url, {tenant: 800 for tenant in ORGS[:3]})
     _, keys = orgs.prepare()
     assert [key.tenant_id for key in keys[:3]] == sorted(ORGS[:3]), "round-robin: every organisation's first chunk first"
-    xero.backend.faults.latency(0.4, path_prefix="/api.xro/2.0/Invoices")
+    # Each PUT is held long enough that all five of an organisation's first chunks are in progress together,
+    # even on a loaded two-core machine where 15 threads and the in-process sandbox share one GIL: at 0.4 s a
+    # fifth PUT could arrive after the first had finished (CI saw a peak of 4 so).
+    xero.backend.faults.latency(1.5, path_prefix="/api.xro/2.0/Invoices")
     orgs.export(keys, workers=15)  # a pool of 15: more than one organisation's 5
 
     assert orgs.exported() == {tenant: 800 for tenant in ORGS[:3]}
