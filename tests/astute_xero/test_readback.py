@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import psycopg
 import pytest
 
 from astute_xero.export.chunk_export import ChunkOutcomeUnknown, export_chunk
@@ -47,6 +48,10 @@ def exported_and_read(pipeline):
     backend = pipeline.xero.backend
     backend.advance(3600)
     return backend
+
+
+def pages_answered(backend) -> list:
+    return [r for r in backend.requests if r.method == "GET" and r.path == INVOICES_PATH and r.status == 200]
 
 
 def sync(pipeline, **options):
@@ -186,6 +191,41 @@ def test_issue_20_finding_2_more_than_a_page_changed_in_one_second_and_one_movin
     # How many calls that takes depends on where in the second the invoice paid again sat (before or after the
     # page boundary): 3 or 4. Every one of the batch is read either way.
     assert outcome.documents_read >= 1100 and outcome.calls >= 3
+
+
+def test_a_page_that_cannot_be_written_stops_the_read_and_the_next_sync_reads_it_again(pipeline):
+    """Pages are written in a thread of their own while Xero answers the next call: a page the database refuses
+    stops the read at the next page (the call for it already made), keeps nothing of itself, moves no mark, and
+    the connection is left usable; the next sync reads the day again."""
+    customer = pipeline.data.customer("Writer Pty Ltd")
+    ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"PW-{n:04d}", lines=one_line("10"))
+           for n in range(1100)]
+    backend = exported_and_read(pipeline)
+    xero_ids = dict(pipeline.db.execute("SELECT invoice_id, xero_invoice_id::text FROM xero_sync.invoice_export"))
+    for invoice_id in ids:  # a day's payments: 2 pages of changes, PW-0003's on the first
+        backend.record_payment(TENANT, xero_ids[invoice_id], "2.00", dt.date(2026, 7, 2))
+    backend.advance(60)
+    pipeline.db.execute("""
+        CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'could not extend file (test)'; END $$;
+        CREATE TRIGGER refuse BEFORE UPDATE ON xero_sync.xero_document
+        FOR EACH ROW WHEN (NEW.number = 'PW-0003') EXECUTE FUNCTION pg_temp.refuse();""")
+    answered_before = len(pages_answered(backend))
+
+    with pytest.raises(psycopg.errors.RaiseException, match="could not extend file"):
+        sync(pipeline)
+
+    assert len(pages_answered(backend)) - answered_before == 2, "page 2 was asked meanwhile"
+    (error, calls) = pipeline.db.execute("SELECT last_error, last_calls FROM xero_sync.status_sync").fetchone()
+    assert "could not extend file" in error and calls == 2
+    paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
+    assert paid == (0,), "nothing of the refused page (nor of the page after it) is kept"
+
+    pipeline.db.execute("DROP TRIGGER refuse ON xero_sync.xero_document")
+    outcome = sync(pipeline)
+    assert outcome.documents_read == 1100 and outcome.drift_found == 0
+    paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
+    assert paid == (1100,), "the next sync read the day again"
 
 
 def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_did_not_bring(pipeline):
