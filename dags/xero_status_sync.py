@@ -19,10 +19,11 @@ side, each within its own call budget (shared with the export through the same p
    and the drift still open.
 
 An incremental read compares with Astute only what Xero changed that a drift is about (not a payment), and
-every open drift. Trigger it with **Full reconciliation** (and the billing entities of one organisation) to read
-and compare every document, not only what changed: the only way to find documents Xero no longer holds, or an
-exported document Astute edited since. An organisation's
-first read is always full. Views for Astute and BI tools: `xero_sync.invoice_payment` (per invoice) and
+every open drift. A **full reconciliation** reads and compares every document, not only what changed: the only way
+to find documents Xero no longer holds, or an exported document Astute edited since. An organisation's first read
+is always full, and so is its scheduled read once its last full one was 7 days ago (`[astute_xero]
+full_reconciliation_days`; 0: only when asked); trigger with **Full reconciliation** (and the billing entities of
+one organisation) for one now. Views for Astute and BI tools: `xero_sync.invoice_payment` (per invoice) and
 `xero_sync.pay_run_payment` (per pay run).
 """
 

@@ -83,6 +83,13 @@ def get_provider_info() -> dict[str, Any]:
                                        "going this many hours after it was queued. Empty: no deadline.",
                         "version_added": "1.0.0", "type": "string", "example": "6", "default": "",
                     },
+                    "full_reconciliation_days": {
+                        "description": "The daily xero_status_sync reads an organisation in full (every document, "
+                                       "compared with Astute) when its last full reconciliation was this many "
+                                       "days ago or more (UTC days); the only read that finds a document Xero no "
+                                       "longer holds or one Astute edited after export. 0: only when asked.",
+                        "version_added": "1.0.0", "type": "integer", "example": "7", "default": "7",
+                    },
                     "lane_chunks": {
                         "description": "The most chunks (of up to 100 documents, one Xero call each) one mapped "
                                        "export task works, a few at once. Smaller: retries and progress in smaller "

@@ -339,6 +339,36 @@ def test_issue_20_finding_6_an_incremental_read_compares_with_astute_what_xero_c
                                     ("invoice", voided, "voided_in_xero")]
 
 
+def test_the_scheduled_sync_reads_in_full_once_its_days_are_up_and_finds_what_only_a_full_read_can(pipeline):
+    """[astute_xero] full_reconciliation_days: a weekly full read finds Astute's own later edit of an exported
+    invoice without anyone remembering to ask. Days are UTC dates by the database's clock (which wrote the last
+    one), so a daily 06:00 run is due on the seventh day whatever time the last full read finished."""
+    customer = pipeline.data.customer("Weekly Pty Ltd")
+    edited = pipeline.data.invoice(pipeline.entity, customer, number="WK-1", lines=one_line("100"))
+    backend = exported_and_read(pipeline)
+    pipeline.db.execute("UPDATE astute.invoice_line SET unit_amount = 101 WHERE invoice_id = %s", (edited,))
+
+    def last_full_days_ago(days: int, at: str) -> None:
+        pipeline.db.execute("UPDATE xero_sync.status_sync SET last_full_at = "
+                            "((now() AT TIME ZONE 'UTC')::date - %s + %s::time) AT TIME ZONE 'UTC'", (days, at))
+
+    last_full_days_ago(6, "00:00:01")  # six days and most of a seventh: not yet
+    outcome = sync(pipeline, full_every_days=7)
+    assert (outcome.full, outcome.full_because, open_drift(pipeline)) == (False, "", [])
+
+    last_full_days_ago(7, "23:59:59")  # the seventh UTC day, less than 7 x 24 hours ago
+    backend.advance(3600)
+    outcome = sync(pipeline, full_every_days=7)
+    assert outcome.full and outcome.full_because.startswith("due: the last was on ")
+    assert open_drift(pipeline) == [("invoice", edited, "total_differs")]
+    (last_full,) = pipeline.db.execute("SELECT (now() AT TIME ZONE 'UTC')::date - (last_full_at AT TIME ZONE 'UTC')::date "
+                                       "FROM xero_sync.status_sync").fetchone()
+    assert last_full == 0, "the full read is the new starting point"
+
+    last_full_days_ago(30, "12:00:00")
+    assert not sync(pipeline, full_every_days=None).full, "without a schedule, only when asked"
+
+
 def test_a_full_read_leaves_the_planner_knowing_how_many_documents_it_read(pipeline):
     """The drift checks after a full read join xero_document; planned from statistics taken while it was empty
     (autovacuum off, or not yet round), they ran nested loops for minutes at 20,000 documents (make bench)."""

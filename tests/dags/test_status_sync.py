@@ -200,7 +200,7 @@ def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_o
     assert ("invoice", edited, "total_differs") not in open_drift(world)
 
 
-def test_a_second_sync_with_nothing_changed_makes_one_call_and_changes_nothing(world):
+def test_a_second_sync_with_nothing_changed_makes_one_call_and_changes_nothing(world, caplog):
     entity = world.data.entity("Astute AU", tenant_id=AU_TENANT, go_live=GO_LIVE)
     customer = world.data.customer("Quiet Pty Ltd")
     for n in range(20):
@@ -224,6 +224,32 @@ def test_a_second_sync_with_nothing_changed_makes_one_call_and_changes_nothing(w
     assert call[:2] == ("GET", "Invoices") and call[2] <= 10
     assert world.db.execute("SELECT * FROM xero_sync.xero_document ORDER BY xero_id").fetchall() == snapshot
     assert open_drift(world) == []
+
+    # A week after its last full reconciliation, the scheduled sync reads the organisation in full by itself
+    # ([astute_xero] full_reconciliation_days, 7 unless set), and says why.
+    world.db.execute("UPDATE xero_sync.status_sync SET last_full_at = last_full_at - interval '7 days'")
+    calls_before = len(sync_calls(world))
+    caplog.clear()
+    sync(world)
+    assert sync_calls(world)[calls_before:] == [("GET", "Invoices", 30), ("GET", "CreditNotes", 0)], "all of it read"
+    assert "read, 2 call(s), 30 read" in caplog.text and "full (due: the last was on " in caplog.text
+    assert "every 7 day(s))" in caplog.text, "the summary says why the read was full"
+
+
+def test_the_full_reconciliation_schedule_is_a_setting_checked_by_name(monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from astute_xero.readback.tasks import full_reconciliation_days
+
+    monkeypatch.delenv("AIRFLOW__ASTUTE_XERO__FULL_RECONCILIATION_DAYS", raising=False)
+    assert full_reconciliation_days() == 7
+    for value, days in [("0", None), ("14", 14), (" 1 ", 1)]:
+        monkeypatch.setenv("AIRFLOW__ASTUTE_XERO__FULL_RECONCILIATION_DAYS", value)
+        assert full_reconciliation_days() == days
+    for bad in ("-1", "weekly", "7.5"):
+        monkeypatch.setenv("AIRFLOW__ASTUTE_XERO__FULL_RECONCILIATION_DAYS", bad)
+        with pytest.raises(AirflowFailException, match=r"\[astute_xero\] full_reconciliation_days .*" + bad):
+            full_reconciliation_days()
 
 
 def test_the_syncs_calls_never_push_an_organisation_past_its_budget_while_an_export_runs(world, monkeypatch):

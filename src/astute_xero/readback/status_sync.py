@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 class SyncOutcome:
     tenant_id: str
     full: bool
+    full_because: str  # why this read was full ("" when incremental): asked, first read, or due by the schedule
     calls: int
     documents_read: int
     documents_changed: int
@@ -60,15 +61,20 @@ class SyncOutcome:
 
 
 def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: str, *, full: bool = False,
-                      found_by: str | None = None, invoice_url: str | None = None) -> SyncOutcome:
-    """Read back one organisation (incrementally, or all of it when `full` or never read before), then record
-    and resolve drift. Raises what the client raises (the caller decides: stop the organisation, or retry);
-    what was read before that is kept, and the next read starts again from the last success.
+                      full_every_days: int | None = None, found_by: str | None = None,
+                      invoice_url: str | None = None) -> SyncOutcome:
+    """Read back one organisation (incrementally, or all of it when `full`, never read before, or its last full
+    reconciliation was `full_every_days` or more UTC days ago), then record and resolve drift. Raises what the
+    client raises (the caller decides: stop the organisation, or retry); what was read before that is kept, and
+    the next read starts again from the last success.
     `invoice_url`: the template of our invoices' Url in Xero (default: ASTUTE_INVOICE_URL)."""
     ours = astute_url_matcher(invoice_url or invoice_url_template())
-    sync_no, last_success_no, read_before = conn.execute(load_sql("status_sync_state"),
-                                                         {"tenant_id": tenant_id}).fetchone()
-    full = full or not read_before
+    sync_no, last_success_no, read_before, last_full_on, full_due = conn.execute(
+        load_sql("status_sync_state"), {"tenant_id": tenant_id, "full_every_days": full_every_days}).fetchone()
+    full_because = ("asked" if full else "first read" if not read_before
+                    else f"due: the last was on {last_full_on or 'no record'}, every {full_every_days} day(s)"
+                    if full_due else "")
+    full = bool(full_because)
     marks = {} if full else dict(conn.execute(load_sql("status_sync_watermarks"), {"tenant_id": tenant_id}).fetchall())
     read_at = dt.datetime.now(dt.timezone.utc)
     conn.execute(load_sql("status_sync_session"))
@@ -109,13 +115,16 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
                          {"tenant_id": tenant_id, "kind": kind_name, "modified_since": mark})
         conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls,
                                                       "sync_no": sync_no})
-    outcome = SyncOutcome(tenant_id, full, totals.calls, totals.read, totals.changed, found, resolved)
+    outcome = SyncOutcome(tenant_id, full, full_because, totals.calls, totals.read, totals.changed, found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
-             tenant_id, "full" if full else "incremental", outcome.calls, outcome.documents_read,
+             tenant_id, f"full ({full_because})" if full else "incremental", outcome.calls, outcome.documents_read,
              outcome.documents_changed, found, resolved)
     return outcome
 
 
+# How often the scheduled sync reads an organisation in full ([astute_xero] full_reconciliation_days): the only
+# read that finds a document Xero no longer holds, or one Astute edited after it was exported.
+FULL_RECONCILIATION_DAYS = 7
 # An incremental read of a kind asks for what changed since its mark less this margin: a change Xero stamped just
 # before the newest one read, but made visible after it (or within the same second), is read next time. What
 # comes again changes nothing (the upsert writes only what differs).

@@ -31,18 +31,34 @@ def organisations_to_read(params: dict[str, Any]) -> list[dict[str, str]]:
     return organisations
 
 
+def full_reconciliation_days() -> int | None:
+    """[astute_xero] full_reconciliation_days (AIRFLOW__ASTUTE_XERO__FULL_RECONCILIATION_DAYS where the workers
+    run): read an organisation in full when its last full reconciliation was that many days ago or more; 0: only
+    when asked. Anything but a whole number of days from 0 fails the task, naming the setting."""
+    from airflow.sdk.configuration import conf
+
+    value = (conf.get("astute_xero", "full_reconciliation_days",
+                      fallback=str(status_sync.FULL_RECONCILIATION_DAYS)) or "").strip()
+    if not value.isdigit():
+        raise AirflowFailException(f"[astute_xero] full_reconciliation_days must be a whole number of days (0: only "
+                                   f"when asked), not {value!r}")
+    return int(value) or None
+
+
 def sync_organisation(organisation: dict[str, str], full: bool, found_by: str) -> dict[str, Any]:
     """One organisation's read back. Its own trouble (disconnected, its day's calls spent, Xero failing for it)
     stops it for this run, with the reason, and fails nothing else; a lost answer fails the task for Airflow's
     retry."""
     tenant_id = organisation["tenant_id"]
+    full_every_days = full_reconciliation_days()
     try:
         client = XeroHook().client()
     except XeroAuthorisationError as error:
         raise AirflowFailException(str(error)) from None
     try:
         with closing(astute_connection()) as conn:
-            outcome = status_sync.sync_organisation(conn, client, tenant_id, full=full, found_by=found_by)
+            outcome = status_sync.sync_organisation(conn, client, tenant_id, full=full,
+                                                    full_every_days=full_every_days, found_by=found_by)
     except XeroCallError as error:
         reason = error.organisation_stop_reason()
         if reason is None:
@@ -67,7 +83,8 @@ def summarise_status_sync(outcomes: list[dict[str, Any]]) -> str:
             continue
         open_drift, paid, part_paid, awaiting, overdue, amount_due = pictures[tenant]
         lines.append(
-            f"  {tenant}: {'full' if outcome['full'] else 'incremental'} read, {outcome['calls']} call(s), "
+            f"  {tenant}: {'full (' + outcome['full_because'] + ')' if outcome['full'] else 'incremental'} read, "
+            f"{outcome['calls']} call(s), "
             f"{outcome['documents_read']} read, {outcome['documents_changed']} changed; drift: "
             f"{outcome['drift_found']} new, {outcome['drift_resolved']} resolved, {open_drift} open; invoices: "
             f"{paid} paid, {part_paid} part-paid, {awaiting} awaiting payment, {overdue} overdue ({amount_due} due)")
