@@ -368,6 +368,18 @@ def test_the_scheduled_sync_reads_in_full_once_its_days_are_up_and_finds_what_on
     last_full_days_ago(30, "12:00:00")
     assert not sync(pipeline, full_every_days=None).full, "without a schedule, only when asked"
 
+    # Due, but the organisation's day has fewer calls left than a full read takes (an export had most of it): the
+    # day's read stays incremental (the payment picture is not left behind) and the full one waits, saying why.
+    backend.record_payment(TENANT, xero_invoice_id(pipeline, edited), "5.00", dt.date(2026, 7, 3))
+    pipeline.db.execute("UPDATE xero_sync.rate_budget SET day_calls = 4998 WHERE tenant_id = %s", (TENANT,))
+    outcome = sync(pipeline, full_every_days=7)
+    assert (outcome.full, outcome.calls) == (False, 1)
+    assert "needs about 3 calls, more than the 2 left of the organisation's day" in outcome.full_postponed
+    assert payment(pipeline, edited)[0][3] == Decimal("5.00"), "the day's payment read all the same"
+    pipeline.db.execute("UPDATE xero_sync.rate_budget SET day_calls = 0 WHERE tenant_id = %s", (TENANT,))
+    outcome = sync(pipeline, full_every_days=7)
+    assert outcome.full and not outcome.full_postponed, "done when the calls are there"
+
 
 def test_a_full_read_leaves_the_planner_knowing_how_many_documents_it_read(pipeline):
     """The drift checks after a full read join xero_document; planned from statistics taken while it was empty

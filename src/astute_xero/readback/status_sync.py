@@ -53,6 +53,7 @@ class SyncOutcome:
     tenant_id: str
     full: bool
     full_because: str  # why this read was full ("" when incremental): asked, first read, or due by the schedule
+    full_postponed: str  # why a full read due by the schedule waits for another day ("" when not)
     calls: int
     documents_read: int
     documents_changed: int
@@ -71,9 +72,17 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
     ours = astute_url_matcher(invoice_url or invoice_url_template())
     sync_no, last_success_no, read_before, last_full_on, full_due = conn.execute(
         load_sql("status_sync_state"), {"tenant_id": tenant_id, "full_every_days": full_every_days}).fetchone()
-    full_because = ("asked" if full else "first read" if not read_before
-                    else f"due: the last was on {last_full_on or 'no record'}, every {full_every_days} day(s)"
-                    if full_due else "")
+    full_because, full_postponed = "asked" if full else "first read" if not read_before else "", ""
+    if full_due and not full_because:
+        (calls_needed,) = conn.execute(load_sql("status_sync_full_read_calls"), {"tenant_id": tenant_id}).fetchone()
+        calls_left = client.calls_left_today(tenant_id)
+        if calls_needed <= calls_left:
+            full_because = f"due: the last was on {last_full_on or 'no record'}, every {full_every_days} day(s)"
+        else:  # today's read stays incremental, so the payment picture is not left a day behind for it
+            full_postponed = (f"a full reconciliation is due (the last was on {last_full_on or 'no record'}) and "
+                              f"needs about {calls_needed} calls, more than the {calls_left} left of the "
+                              f"organisation's day")
+            log.warning("organisation %s: %s: postponed to the next sync", tenant_id, full_postponed)
     full = bool(full_because)
     marks = {} if full else dict(conn.execute(load_sql("status_sync_watermarks"), {"tenant_id": tenant_id}).fetchall())
     read_at = dt.datetime.now(dt.timezone.utc)
@@ -115,7 +124,8 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
                          {"tenant_id": tenant_id, "kind": kind_name, "modified_since": mark})
         conn.execute(load_sql("status_sync_finish"), {"tenant_id": tenant_id, "full": full, "calls": totals.calls,
                                                       "sync_no": sync_no})
-    outcome = SyncOutcome(tenant_id, full, full_because, totals.calls, totals.read, totals.changed, found, resolved)
+    outcome = SyncOutcome(tenant_id, full, full_because, full_postponed, totals.calls, totals.read, totals.changed,
+                          found, resolved)
     log.info("organisation %s: %s read, %d call(s), %d document(s) read, %d changed, %d drift found, %d resolved",
              tenant_id, f"full ({full_because})" if full else "incremental", outcome.calls, outcome.documents_read,
              outcome.documents_changed, found, resolved)

@@ -82,6 +82,8 @@ def summarise_status_sync(outcomes: list[dict[str, Any]]) -> str:
             lines.append(f"  {tenant}: STOPPED - {outcome['stopped']}")
             continue
         open_drift, paid, part_paid, awaiting, overdue, amount_due = pictures[tenant]
+        if outcome["full_postponed"]:
+            lines.append(f"  {tenant}: {outcome['full_postponed']}: postponed to the next sync")
         lines.append(
             f"  {tenant}: {'full (' + outcome['full_because'] + ')' if outcome['full'] else 'incremental'} read, "
             f"{outcome['calls']} call(s), "

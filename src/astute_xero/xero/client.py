@@ -439,6 +439,10 @@ class XeroClient:
         """How many calls the organisation allows in progress at once, as the pacer plans with it."""
         return self._pacer.limits.of(tenant_id).concurrent
 
+    def calls_left_today(self, tenant_id: str) -> int:
+        """What is left of the organisation's day of calls, as the pacer counts it (shared with every worker)."""
+        return self._pacer.day_budgets([tenant_id])[tenant_id].remaining
+
     # --- one exchange, with the only retries we allow ------------------------------------
     def _invoke(
         self,
