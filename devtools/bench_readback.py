@@ -17,12 +17,8 @@ Drift found must be 0 in both (payments are not drift): the bench fails otherwis
 Our part = the read's wall time minus the time inside its calls to Xero (each call's duration as the API log
 records it: the HTTP exchange and the SDK reading the answer) and minus the pacer's sleeps for Xero's minute limit
 (the sandbox keeps Xero's 60 calls a minute: a read that outruns it waits, which is what XERO_PAGE_S stands for);
-and, robust to other load on the machine, the CPU time of our threads (the read's, outside the calls, and the
-page writer's, which writes a page while the next is asked for) plus the read's PostgreSQL backend's. Since pages
-are written while the next call is answered, the writing is not in the wall figure where it overlaps a call: on
-real Xero a call is mostly waiting on the network; here the sandbox answers in this process, so the writer's Python
-competes with the sandbox and the SDK for the interpreter, and may lengthen the calls instead (the CPU figure counts
-it either way). The pacer's own bookkeeping around each call is ours in the wall figure (its PostgreSQL work runs on
+and, robust to other load on the machine, the CPU time of our thread outside the calls plus the read's PostgreSQL
+backend's. The pacer's own bookkeeping around each call is ours in the wall figure (its PostgreSQL work runs on
 the pacer's connection, outside the CPU figure). The time inside the sandbox itself (its own
 record of each request) is reported apart, so the SDK's share of a call is visible too. Xero's time per page is
 XERO_PAGE_S: a sequential read cannot go faster than Xero's 60 calls a minute, and Xero takes about a second or
@@ -267,22 +263,6 @@ def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
             inside["cpu_s"] += time.thread_time() - cpu
 
     client.documents_modified = timed_call  # type: ignore[method-assign]
-    # Pages are written by a thread of the read's own (status_sync._PageWriter) while the next call is answered:
-    # its CPU is ours too.
-    # (The read back before it wrote in its own thread: nothing to add, so this harness measures both.)
-    writer_cpu = {"s": 0.0}
-    writer = getattr(status_sync, "_PageWriter", None)
-    write_page = writer._write if writer else None
-
-    def timed_write(self: Any, *args: Any) -> int:
-        cpu = time.thread_time()
-        try:
-            return write_page(self, *args)
-        finally:
-            writer_cpu["s"] += time.thread_time() - cpu
-
-    if writer:
-        writer._write = timed_write  # type: ignore[method-assign]
     try:
         with connect() as conn:
             (backend_pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()
@@ -311,8 +291,6 @@ def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
             (stored,) = conn.execute("SELECT count(*) FROM xero_sync.xero_document WHERE tenant_id = %s",
                                      (tenant,)).fetchone()
     finally:
-        if writer:
-            writer._write = write_page  # type: ignore[method-assign]
         client.close()
     answered = [r for r in sandbox.backend.requests[requests_before:]
                 if r.method == "GET" and "/api.xro/2.0/" in r.path and r.started >= started_wall - 1]
@@ -321,8 +299,7 @@ def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
             "stored": stored, "total_s": total_s, "calls_s": calls_ms / 1000, "paced_s": paced_s,
             "sandbox_s": sum(r.ended - r.started for r in answered) - LATENCY_S * len(answered),
             "statements_s": dict(timed.seconds) if timed else {}, "client_calls_s": inside["wall_s"],
-            "ours_cpu_s": cpu_s - inside["cpu_s"] + writer_cpu["s"], "writer_cpu_s": writer_cpu["s"],
-            "pg_cpu_s": pg_cpu_s}
+            "ours_cpu_s": cpu_s - inside["cpu_s"], "pg_cpu_s": pg_cpu_s}
 
 
 def _process_cpu_s(pid: int) -> float:
@@ -387,17 +364,13 @@ def report(figures: dict) -> list[str]:
         print(f"  {name:<12} {r['calls']:>6,} {r['read']:>9,} {r['drift_found']:>6,} {r['total_s']:>8.1f} "
               f"{r['calls_s']:>10.1f} {r['sandbox_s']:>9.1f} {ours_s:>7.1f} {ours_s / r['calls'] * 1000:>12.1f} "
               f"{ratio:>8.1%} {cpu_s / r['calls'] * 1000:>20.1f} {r['cpu_ratio']:>8.1%}")
-        print(f"      (CPU: ours {r['ours_cpu_s'] / r['calls'] * 1000:.1f} ms a page, of it the page writer's thread "
-              f"{r['writer_cpu_s'] / r['calls'] * 1000:.1f} ms, PostgreSQL's backend "
+        print(f"      (CPU: ours {r['ours_cpu_s'] / r['calls'] * 1000:.1f} ms a page, PostgreSQL's backend "
               f"{r['pg_cpu_s'] / r['calls'] * 1000:.1f} ms; the client's calls {r['client_calls_s']:.1f} s "
               f"of which the sandbox's own {r['sandbox_s']:.1f} s; the pacer slept {r['paced_s']:.1f} s for Xero's "
               f"minute limit, not counted as ours)")
         if r["statements_s"]:
             r["statements_s"]["the pacer and the token around each call (outside the API log's duration)"] = (
                 r["client_calls_s"] - r["calls_s"] - r["paced_s"])
-        if r["statements_s"]:
-            print("      wall time by statement (a page's are written while the next call is answered: where they "
-                  "overlap it, not ours in the wall figure)")
         for statement, seconds in sorted(r["statements_s"].items(), key=lambda item: -item[1]):
             print(f"      {statement:<55} {seconds / r['calls'] * 1000:>8.1f} ms a page ({seconds:.1f} s)")
         if r["drift_found"] or r["open_drift"]:
