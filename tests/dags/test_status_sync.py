@@ -114,6 +114,12 @@ def test_payments_in_xero_are_read_back_full_part_and_on_a_credit_noted_invoice(
     html = integration.render_html(page)
     assert '<div class="n" data-payment="paid">2</div>' in html and f'data-pay-run="{pay_run}"' in html
     assert "2 paid (0.00 due)" in integration.render_text(page)
+    # And when every document was last compared with Astute: the first read, a full one.
+    (full_at,) = world.db.execute("SELECT last_full_at FROM xero_sync.status_sync").fetchone()
+    assert page.full_reconciliation_at == full_at and full_at <= page.read_back_at
+    assert f"Last full reconciliation (every document compared): {full_at:%Y-%m-%d %H:%M} UTC" in (
+        integration.render_text(page))
+    assert "every document last compared with Astute at the full reconciliation of" in html
 
 
 def test_a_void_a_deletion_an_edited_total_and_a_merged_contact_are_each_drift_once(world):

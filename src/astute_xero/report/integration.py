@@ -182,6 +182,7 @@ class IntegrationReport:
     # What Xero showed at the last read back (xero_status_sync); None: never read back.
     read_back_at: dt.datetime | None = None
     read_back_error: str | None = None
+    full_reconciliation_at: dt.datetime | None = None  # the last read that compared every document with Astute
     payments: list[PaymentState] = field(default_factory=list)
     pay_runs: list[PayRunPayment] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
@@ -287,7 +288,7 @@ def _read_back(conn: psycopg.Connection, report: IntegrationReport, params: dict
     status = conn.execute(load_sql("report_status_sync"), params).fetchone()
     if status is None:
         return
-    report.read_back_at, report.read_back_error = status
+    report.read_back_at, report.read_back_error, report.full_reconciliation_at = status
     by_state = {state: PaymentState(state, n, total, due)
                 for state, n, total, due in conn.execute(load_sql("report_payments"), params)}
     report.payments = [by_state[state] for state in PAYMENT_STATES if state in by_state]
@@ -331,6 +332,9 @@ def render_text(report: IntegrationReport) -> str:
     if report.read_back_at is not None:
         lines.append(f"  In Xero (read back {report.read_back_at:%Y-%m-%d %H:%M} UTC): "
                      + ", ".join(f"{p.invoices} {p.state} ({p.amount_due} due)" for p in report.payments))
+        if report.full_reconciliation_at is not None:
+            lines.append(f"  Last full reconciliation (every document compared): "
+                         f"{report.full_reconciliation_at:%Y-%m-%d %H:%M} UTC")
         lines.append(f"  Astute and Xero disagree: {len(report.drift)}")
         lines += [f"    - {d.title}: {d.detail} What to do: {d.what_to_do}" for d in report.drift]
     return "\n".join(lines)
