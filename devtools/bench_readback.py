@@ -5,8 +5,10 @@ invoices of one billing entity, two lines each as the export sends them, every o
 xero_sync.invoice_export with its Xero id and Url; the sandbox holds the copies the export's PUTs made (same
 lines and totals, the customer's linked Contact, the number, the Url from ASTUTE_INVOICE_URL's template,
 AUTHORISED; one in five paid in full and one in twenty part-paid since), each created at its export time. Astute
-rows go in by generate_series, the export rows by COPY, the sandbox's records through its backend in-process
-(SandboxBackend.seed_invoices_in_bulk: the PUT's own rules per distinct set of lines).
+rows go in by generate_series, the export rows by COPY, the sandbox's records through its backend
+(SandboxBackend.seed_invoices_in_bulk: the PUT's own rules per distinct set of lines). The sandbox runs in a
+process of its own (SandboxProcess), as Xero is not in the worker: it is seeded, answers and records the day's
+payments there, and the bench drives it over a pipe.
 
 Measured through the real code path, status_sync.sync_organisation with a XeroClient over HTTP to the sandbox
 (pages of 1,000), the pacer's limits lifted:
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import multiprocessing
 import os
 import resource
 import sys
@@ -41,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import ROUND_HALF_UP, Decimal
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -109,21 +113,14 @@ def _invoice_day(n: int) -> tuple[dt.date, float]:
     return date, start + within / INVOICES * 8 * 3600
 
 
-def prepare(conn: psycopg.Connection, sandbox: XeroSandbox) -> dict:
-    """The honest dataset: Astute's invoices, their export rows, and Xero's copies in the sandbox."""
+def seed_sandbox(sandbox: XeroSandbox) -> dict:
+    """Xero's side of the honest dataset (in the sandbox's process): the organisation, the app, the customers'
+    Contacts and the copies the export's PUTs made."""
     backend = sandbox.backend
+    started, rss_before = time.perf_counter(), peak_rss_mb()
     tenant = backend.add_tenant("Read-back Org")
     app = authorise_app(backend, [tenant])
     url = invoice_url_template()
-    started = time.perf_counter()
-    values = {"tenant": tenant, "customers": CUSTOMERS, "invoices": INVOICES, "first_day": FIRST_DAY, "days": DAYS,
-              "labour_rate": LABOUR_RATE, "allowance_qty": ALLOWANCE_QTY, "allowance_rate": ALLOWANCE_RATE}
-    for statement in ASTUTE_ROWS.split(";\n"):
-        if statement.strip():
-            conn.execute(statement, {k: v for k, v in values.items() if f"%({k})s" in statement})
-    astute_s = time.perf_counter() - started
-
-    started, rss_before = time.perf_counter(), peak_rss_mb()
     contacts = [backend.add_contact(tenant, f"Customer {c + 1}") for c in range(CUSTOMERS)]
     line_sets, totals = [], []
     for hours in HOURS:
@@ -148,11 +145,97 @@ def prepare(conn: psycopg.Connection, sandbox: XeroSandbox) -> dict:
 
     xero_ids = backend.seed_invoices_in_bulk(tenant, historic(), created_by=app.client_id)
     backend.cache_lists(tenant)
-    # The sandbox shares this process: its million records are not ours to collect. Out of the collector's
-    # generations, they cost our code no garbage-collection passes (a worker holds none of them).
+    # A million records the sandbox keeps for good: out of the collector's generations, they cost its own
+    # answers no garbage-collection passes.
     gc.collect()
     gc.freeze()
-    sandbox_s, sandbox_mb = time.perf_counter() - started, peak_rss_mb() - rss_before
+    return {"tenant": tenant, "app": app, "contacts": contacts, "xero_ids": xero_ids,
+            "sandbox_s": time.perf_counter() - started, "sandbox_mb": peak_rss_mb() - rss_before}
+
+
+def pay_today(sandbox: XeroSandbox, tenant: str, xero_ids: list[str]) -> None:
+    """CHANGES payments received today, as finance records them in Xero: every other one in full."""
+    backend = sandbox.backend
+    unpaid = [i for n, i in enumerate(xero_ids) if n % 5 != 0 and n % 20 != 1]
+    step = max(1, len(unpaid) // CHANGES)
+    for k, xero_id in enumerate(unpaid[::step][:CHANGES]):
+        due = backend.ledger(tenant).document(INVOICE, xero_id).amount_due
+        backend.record_payment(tenant, xero_id, due if k % 2 == 0 else Decimal("100.00"))
+
+
+def answered_s(sandbox: XeroSandbox, since: int, started_wall: float) -> float:
+    """The sandbox's own time answering the API calls it recorded after the first `since` requests."""
+    answered = [r for r in sandbox.backend.requests[since:]
+                if r.method == "GET" and "/api.xro/2.0/" in r.path and r.started >= started_wall - 1]
+    return sum(r.ended - r.started for r in answered) - LATENCY_S * len(answered)
+
+
+def _serve(pipe: Connection) -> None:
+    """The sandbox's process: start it, then do what the bench asks until it says stop."""
+    sandbox = XeroSandbox.start(host="127.0.0.1", port=0)
+    if LATENCY_S:
+        sandbox.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/")
+    state: dict[str, Any] = {}
+
+    def seed() -> dict:
+        state.update(seed_sandbox(sandbox))
+        return state
+
+    commands: dict[str, Callable[..., Any]] = {
+        "seed": seed,
+        "pay_today": lambda: pay_today(sandbox, state["tenant"], state["xero_ids"]),
+        "requests": lambda: len(sandbox.backend.requests),
+        "answered_s": lambda since, started_wall: answered_s(sandbox, since, started_wall),
+    }
+    pipe.send(sandbox.url)
+    try:
+        while (message := pipe.recv())[0] != "stop":
+            command, args = message
+            try:
+                pipe.send((True, commands[command](*args)))
+            except Exception as error:  # reported to the bench, which raises it
+                pipe.send((False, f"{command}: {error!r}"))
+    finally:
+        sandbox.stop()
+
+
+class SandboxProcess:
+    """The sandbox in a process of its own, as Xero is not in the worker: its million records, its answers and
+    its garbage collection do not share the read's interpreter. Forked before the bench opens a connection."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), name="xero-sandbox", daemon=True)
+        self._process.start()
+        self.url: str = self._pipe.recv()
+
+    def ask(self, command: str, *args: Any) -> Any:
+        self._pipe.send((command, args))
+        ok, value = self._pipe.recv()
+        if not ok:
+            raise RuntimeError(f"the sandbox's process failed: {value}")
+        return value
+
+    def stop(self) -> None:
+        self._pipe.send(("stop", ()))
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def prepare(conn: psycopg.Connection, sandbox: SandboxProcess) -> dict:
+    """The honest dataset: Astute's invoices, their export rows, and Xero's copies in the sandbox."""
+    values = {"customers": CUSTOMERS, "invoices": INVOICES, "first_day": FIRST_DAY, "days": DAYS,
+              "labour_rate": LABOUR_RATE, "allowance_qty": ALLOWANCE_QTY, "allowance_rate": ALLOWANCE_RATE}
+    seeded = sandbox.ask("seed")
+    tenant, contacts, xero_ids, url = seeded["tenant"], seeded["contacts"], seeded["xero_ids"], invoice_url_template()
+    values["tenant"] = tenant
+    astute_started = time.perf_counter()
+    for statement in ASTUTE_ROWS.split(";\n"):
+        if statement.strip():
+            conn.execute(statement, {k: v for k, v in values.items() if f"%({k})s" in statement})
+    astute_s = time.perf_counter() - astute_started
 
     started = time.perf_counter()
     with conn.cursor().copy("COPY xero_sync.contact_link (customer_id, tenant_id, xero_contact_id, xero_contact_name) "
@@ -167,8 +250,8 @@ def prepare(conn: psycopg.Connection, sandbox: XeroSandbox) -> dict:
                             url.format(invoice_id=n + 1), exported))
     conn.execute("VACUUM ANALYZE")
     export_s = time.perf_counter() - started
-    return {"tenant": tenant, "app": app, "xero_ids": xero_ids, "astute_s": astute_s, "sandbox_s": sandbox_s,
-            "sandbox_mb": sandbox_mb, "export_rows_s": export_s}
+    return {"tenant": tenant, "app": seeded["app"], "astute_s": astute_s, "sandbox_s": seeded["sandbox_s"],
+            "sandbox_mb": seeded["sandbox_mb"], "export_rows_s": export_s}
 
 
 class TimedConnection:
@@ -238,7 +321,7 @@ def _time_rows(seconds: dict[str, float]) -> Callable[[], None]:
     return lambda: setattr(status_sync, "_row", original)
 
 
-def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
+def measure(url: str, sandbox: SandboxProcess, data: dict, *, full: bool) -> dict:
     """One sync of the organisation through the real code: wall time, the time inside the calls, drift."""
     tenant, app = data["tenant"], data["app"]
     settings = XeroConnectionSettings("xero_default", app.client_id, app.client_secret, app.refresh_token,
@@ -269,7 +352,7 @@ def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
             pg_cpu_before = _process_cpu_s(backend_pid)
             cpu_before = time.thread_time()
             (log_before,) = conn.execute("SELECT coalesce(max(id), 0) FROM xero_sync.api_log").fetchone()
-            requests_before = len(sandbox.backend.requests)
+            requests_before = sandbox.ask("requests")
             started_wall = time.time()
             paced_before = pacer.waited_s
             started = time.perf_counter()
@@ -292,12 +375,10 @@ def measure(url: str, sandbox: XeroSandbox, data: dict, *, full: bool) -> dict:
                                      (tenant,)).fetchone()
     finally:
         client.close()
-    answered = [r for r in sandbox.backend.requests[requests_before:]
-                if r.method == "GET" and "/api.xro/2.0/" in r.path and r.started >= started_wall - 1]
     return {"full": full, "calls": outcome.calls, "logged_calls": calls, "read": outcome.documents_read,
             "changed": outcome.documents_changed, "drift_found": outcome.drift_found, "open_drift": open_drift,
             "stored": stored, "total_s": total_s, "calls_s": calls_ms / 1000, "paced_s": paced_s,
-            "sandbox_s": sum(r.ended - r.started for r in answered) - LATENCY_S * len(answered),
+            "sandbox_s": sandbox.ask("answered_s", requests_before, started_wall),
             "statements_s": dict(timed.seconds) if timed else {}, "client_calls_s": inside["wall_s"],
             "ours_cpu_s": cpu_s - inside["cpu_s"], "pg_cpu_s": pg_cpu_s}
 
@@ -311,22 +392,10 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def pay_today(sandbox: XeroSandbox, data: dict) -> None:
-    """CHANGES payments received today, as finance records them in Xero: every other one in full."""
-    backend, tenant = sandbox.backend, data["tenant"]
-    unpaid = [i for n, i in enumerate(data["xero_ids"]) if n % 5 != 0 and n % 20 != 1]
-    step = max(1, len(unpaid) // CHANGES)
-    for k, xero_id in enumerate(unpaid[::step][:CHANGES]):
-        due = backend.ledger(tenant).document(INVOICE, xero_id).amount_due
-        backend.record_payment(tenant, xero_id, due if k % 2 == 0 else Decimal("100.00"))
-
-
 def run() -> dict:
     os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    sandbox = SandboxProcess()
     url = astute_db.create_database(astute_db.server_url(), DATABASE)
-    sandbox = XeroSandbox.start(host="127.0.0.1", port=0)
-    if LATENCY_S:
-        sandbox.backend.faults.latency(LATENCY_S, path_prefix="/api.xro/2.0/")
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             astute_db.load_astute_schema(conn)
@@ -336,7 +405,7 @@ def run() -> dict:
         print(f"  Astute rows {data['astute_s']:.0f} s, sandbox {data['sandbox_s']:.0f} s "
               f"(+{data['sandbox_mb']:.0f} MB), export rows {data['export_rows_s']:.0f} s; full read ...", flush=True)
         full = measure(url, sandbox, data, full=True)
-        pay_today(sandbox, data)
+        sandbox.ask("pay_today")
         print("  incremental read after the day's payments ...", flush=True)
         incremental = measure(url, sandbox, data, full=False)
     finally:
