@@ -71,6 +71,9 @@ MAX_BUDGET_WAIT = dt.timedelta(minutes=10)
 MAX_SLOT_WAIT = dt.timedelta(minutes=15)
 # A slot is held through the call: its lease lasts the call's bound (connect and read timeouts) and this margin.
 SLOT_MARGIN = dt.timedelta(seconds=30)
+# A slot's lease is renewed before the call only when this long has passed since it was taken or last renewed:
+# a call that got its budget at once sends with the lease it took (a statement less), at most this much older.
+SLOT_RENEW_AFTER_S = 1.0
 DEFAULT_CALL_BOUND = dt.timedelta(seconds=130)  # the client passes its own (connect + read timeouts)
 
 
@@ -309,7 +312,7 @@ class Pacer:
                     "slot_ttl": slot.ttl, "ticket": ticket, "ticket_ttl": self._ticket_ttl,
                 }).fetchone()
                 if key is not None:
-                    slot.key = key
+                    slot.key, slot.renewed_at = key, self._clock()
                     return
                 # Only waiters near the front listen (each NOTIFY wakes every listening session of the database
                 # for a moment, about 30 us each): the others move up on their periodic wake-up.
@@ -371,12 +374,18 @@ class Pacer:
             pass
 
     def _keep_slot(self, slot: _Slot) -> None:
-        """Renew the slot's lease while its holder waits for the budget (or is about to call)."""
+        """Renew the slot's lease while its holder waits for the budget (or is about to call): once more than
+        SLOT_RENEW_AFTER has passed since it was taken or last renewed (before that, its time-to-live is as good as
+        new: its margin, SLOT_MARGIN, is far longer; a tenth of a shorter time-to-live)."""
+        now = self._clock()
+        if now - slot.renewed_at < min(SLOT_RENEW_AFTER_S, slot.ttl.total_seconds() / 10):
+            return
         if not leases.renew(self._db, slot.holder, [slot.key], slot.ttl):
             raise PacingTimeout(
                 f"lost Xero organisation {slot.tenant_id}'s call slot while waiting for its budget (this worker "
                 "stalled past the slot's time-to-live). Nothing was sent."
             )
+        slot.renewed_at = now
 
     def _take_budget(self, slot: _Slot, limit: float | None) -> None:
         tenant_id = slot.tenant_id
@@ -395,7 +404,7 @@ class Pacer:
                 wait, blocked = self._minute_wait(budget, limits.per_minute, limits.window)
                 app_wait = 0.0
                 if wait == 0:
-                    app = self._lock(self._app_row)
+                    app = self._lock(self._app_row, first=False)
                     app_wait, _ = self._minute_wait(app, self.limits.app_per_minute, self.limits.default.window)
                     if app_wait == 0:
                         self._count(self._app_row, app, self.limits.default.window)
@@ -446,12 +455,16 @@ class Pacer:
                            else {"day_started_at": now, "day_calls": 1, "day_blocked_until": None})
         self._update(row, budget, **changes)
 
-    def _lock(self, row: str) -> dict[str, Any]:
+    def _lock(self, row: str, *, first: bool = True) -> dict[str, Any]:
         """The row's budget, locked until the caller's transaction ends (or, if this worker stops inside it, until
-        the server ends its session: transaction_dies_with_holder)."""
-        self._db.execute(load_sql("transaction_dies_with_holder"))
-        self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": row})
+        the server ends its session: transaction_dies_with_holder, said once a transaction: `first`); the row is
+        made the first time an organisation (or the app) is paced."""
+        if first:
+            self._db.execute(load_sql("transaction_dies_with_holder"))
         values = self._db.execute(load_sql("rate_budget_lock"), {"tenant_id": row}).fetchone()
+        if values is None:
+            self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": row})
+            values = self._db.execute(load_sql("rate_budget_lock"), {"tenant_id": row}).fetchone()
         names = ("window_started_at", "calls", "blocked_until", "day_started_at", "day_calls", "day_blocked_until", "now")
         return dict(zip(names, values))
 
@@ -473,6 +486,7 @@ class _Slot:
     holder: str
     ttl: dt.timedelta
     key: str = ""
+    renewed_at: float = 0.0  # the pacer's clock when the lease was taken or last renewed
 
 
 def _day_budget(tenant_id: str, limits: OrganisationLimits, day_started_at: dt.datetime | None, day_calls: int,
