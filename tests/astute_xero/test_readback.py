@@ -193,10 +193,10 @@ def test_issue_20_finding_2_more_than_a_page_changed_in_one_second_and_one_movin
     assert outcome.documents_read >= 1100 and outcome.calls >= 3
 
 
-def test_a_page_that_cannot_be_written_stops_the_read_there_and_the_next_sync_reads_it_again(pipeline):
-    """A page the database refuses (a full disk, say) stops the read at that page: no further call, nothing of the
-    page kept, no mark moved, the failure recorded with the calls made, and the connection left usable; the next
-    sync reads the day again."""
+def test_a_page_that_cannot_be_written_stops_the_read_and_the_next_sync_reads_it_again(pipeline):
+    """Pages are written in a thread of their own while Xero answers the next call: a page the database refuses
+    stops the read at the next page (the call for it already made), keeps nothing of itself, moves no mark, and
+    the connection is left usable; the next sync reads the day again."""
     customer = pipeline.data.customer("Writer Pty Ltd")
     ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"PW-{n:04d}", lines=one_line("10"))
            for n in range(1100)]
@@ -215,11 +215,11 @@ def test_a_page_that_cannot_be_written_stops_the_read_there_and_the_next_sync_re
     with pytest.raises(psycopg.errors.RaiseException, match="could not extend file"):
         sync(pipeline)
 
-    assert len(pages_answered(backend)) - answered_before == 1, "no page asked after the one refused"
+    assert len(pages_answered(backend)) - answered_before == 2, "page 2 was asked meanwhile"
     (error, calls) = pipeline.db.execute("SELECT last_error, last_calls FROM xero_sync.status_sync").fetchone()
-    assert "could not extend file" in error and calls == 1
+    assert "could not extend file" in error and calls == 2
     paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
-    assert paid == (0,), "nothing of the refused page is kept"
+    assert paid == (0,), "nothing of the refused page (nor of the page after it) is kept"
 
     pipeline.db.execute("DROP TRIGGER refuse ON xero_sync.xero_document")
     outcome = sync(pipeline)

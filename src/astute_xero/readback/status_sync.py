@@ -5,7 +5,9 @@ Incremental: only what changed since the newest change of that kind the last suc
 next time), a page of 1,000 at a time (Xero's largest), oldest change first, page after page by keyset (a
 document changing during the read skips none), every call paced within the organisation's budget (shared with
 the export: the same pacer). Each page goes to xero_sync.xero_document in one COPY and
-one set-based upsert, so a million documents stream through without being held. A full reconciliation reads
+one set-based upsert, written on the sync's connection by a thread of its own while Xero answers the next call
+(one page behind at most), so a million documents stream through without being held and the writing hides
+behind Xero's time. A full reconciliation reads
 every document instead, and is the only read that can tell that Xero no longer holds one: what no page brought
 is asked for by id first.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import attrgetter
@@ -40,7 +43,7 @@ from astute_xero.export.documents import CREDIT_NOTE, INVOICE, DocumentKind
 from astute_xero.export.reconciliation import astute_url_matcher
 from astute_xero.export.sync_state import record_api_call
 from astute_xero.sql import load_sql
-from astute_xero.xero.client import READ_PAGE_SIZE, XeroClient, enum_value
+from astute_xero.xero.client import READ_PAGE_SIZE, ApiCall, XeroClient, enum_value
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +89,24 @@ def sync_organisation(conn: psycopg.Connection, client: XeroClient, tenant_id: s
     conn.execute(load_sql("status_sync_session"))
     totals = _Totals()
     newest: dict[str, dt.datetime] = {}  # per kind, the newest change read: its mark once drift is recorded
-    try:
-        for kind in _kinds_to_read(conn, tenant_id, full):
-            mark = marks.get(kind.name)
-            since = None if mark is None else mark - WATERMARK_OVERLAP
-            newest_of_kind = _read_kind(conn, client, tenant_id, kind, since, read_at, ours, totals, sync_no)
-            if newest_of_kind is not None:
-                newest[kind.name] = newest_of_kind
-        if full:
-            _confirm_unseen(conn, client, tenant_id, read_at, ours, totals, sync_no)
-    except Exception as error:
-        conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
-                                                      "calls": totals.calls})
-        raise
+    kinds = _kinds_to_read(conn, tenant_id, full)
+    with _PageWriter(conn, tenant_id, read_at, ours, sync_no, totals) as pages:
+        try:
+            for kind in kinds:
+                mark = marks.get(kind.name)
+                since = None if mark is None else mark - WATERMARK_OVERLAP
+                newest_of_kind = _read_kind(pages, client, tenant_id, kind, since)
+                if newest_of_kind is not None:
+                    newest[kind.name] = newest_of_kind
+            pages.wait()
+            if full:
+                _confirm_unseen(conn, pages, client, tenant_id)
+                pages.wait()
+        except Exception as error:
+            pages.settle()  # the page being written is kept (or its own error logged) before the connection is used
+            conn.execute(load_sql("status_sync_failed"), {"tenant_id": tenant_id, "error": str(error)[:2000],
+                                                          "calls": totals.calls})
+            raise
     with conn.transaction():
         conn.execute(load_sql("status_sync_large_statements"))
         conn.execute(load_sql("status_sync_analyze"))  # joins, not nested loops, over a large read
@@ -143,9 +151,58 @@ class _Totals:
     changed: int = 0
 
 
-def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kind: DocumentKind,
-               since: dt.datetime | None, read_at: dt.datetime, ours: Callable[[str | None], bool],
-               totals: _Totals, sync_no: int) -> dt.datetime | None:
+class _PageWriter:
+    """Writes each page read into xero_document, with its call's API-log row, in one transaction on the sync's
+    connection, in a thread of its own: a page is written while Xero answers the call for the next one. One page
+    behind at most (`write` first waits for the page before), and in the order read. While a page is being written
+    nothing else uses the connection: the caller waits (`wait`, or `settle` when the read has failed) first."""
+
+    def __init__(self, conn: psycopg.Connection, tenant_id: str, read_at: dt.datetime,
+                 ours: Callable[[str | None], bool], sync_no: int, totals: _Totals) -> None:
+        self.conn, self.tenant_id, self.read_at, self.ours, self.sync_no = conn, tenant_id, read_at, ours, sync_no
+        self.totals = totals
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="status-sync-pages")
+        self._pending: Future[int] | None = None
+
+    def __enter__(self) -> "_PageWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.settle()
+        self._writer.shutdown()
+
+    def write(self, kind: DocumentKind, call: ApiCall, item_count: int,
+              documents: list[tuple[Any, dt.datetime]]) -> None:
+        """Once the page before is written (raises what writing it raised): this page, in the background.
+        `documents`: what to store of the `item_count` the call brought, each with its UpdatedDateUTC."""
+        self.totals.calls += 1  # made, whether or not the page before can be written
+        self.wait()
+        self.totals.read += len(documents)
+        self._pending = self._writer.submit(self._write, kind, call, item_count, documents)
+
+    def wait(self) -> None:
+        """Every page given is written; raises what writing the last one raised."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.totals.changed += pending.result()
+
+    def settle(self) -> None:
+        """As `wait`, for a read that has already failed: the page's own error is logged, not raised over it."""
+        try:
+            self.wait()
+        except Exception:
+            log.exception("organisation %s: a page read before the read failed was not stored", self.tenant_id)
+
+    def _write(self, kind: DocumentKind, call: ApiCall, item_count: int,
+               documents: list[tuple[Any, dt.datetime]]) -> int:
+        with self.conn.transaction():
+            self.conn.execute(load_sql("status_sync_page_settings"))
+            record_api_call(self.conn, None, call, item_count=item_count)
+            return _store_page(self.conn, self.tenant_id, kind, documents, self.read_at, self.ours, self.sync_no)
+
+
+def _read_kind(pages: _PageWriter, client: XeroClient, tenant_id: str, kind: DocumentKind,
+               since: dt.datetime | None) -> dt.datetime | None:
     """Every document of `kind` changed since `since` (all when None), stored page by page; returns the newest
     UpdatedDateUTC read (Xero's clock), None when nothing was.
 
@@ -162,7 +219,6 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
     id_of = _XERO_ID[kind.name]
     while True:
         documents, call = client.documents_modified(kind, tenant_id, cursor, page)
-        totals.calls += 1
         fresh, restart = [], None
         page_newest: dt.datetime | None = None
         for document in documents:
@@ -176,11 +232,7 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
                 restart = min(restart or _second(before), _second(before))
             known[xero_id] = updated
             fresh.append((document, updated))
-        with conn.transaction():
-            conn.execute(load_sql("status_sync_page_settings"))
-            record_api_call(conn, None, call, item_count=len(documents))
-            totals.changed += _store_page(conn, tenant_id, kind, fresh, read_at, ours, sync_no)
-        totals.read += len(fresh)
+        pages.write(kind, call, len(documents), fresh)
         if page_newest is not None and (newest is None or page_newest > newest):
             newest = page_newest
         if restart is not None:
@@ -198,11 +250,10 @@ def _read_kind(conn: psycopg.Connection, client: XeroClient, tenant_id: str, kin
             page += 1
 
 
-def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str, read_at: dt.datetime,
-                    ours: Callable[[str | None], bool], totals: _Totals, sync_no: int) -> None:
-    """After a full read: what is ours and no page brought, asked for by id (GET /Invoices?IDs=, /CreditNotes by
-    CreditNoteID) and stored as Xero has it (VOIDED or DELETED ones too: their own drift). Only what Xero does not
-    return is then missing. Normally none: one query, no call."""
+def _confirm_unseen(conn: psycopg.Connection, pages: _PageWriter, client: XeroClient, tenant_id: str) -> None:
+    """After a full read (every page written): what is ours and no page brought, asked for by id (GET
+    /Invoices?IDs=, /CreditNotes by CreditNoteID) and stored as Xero has it (VOIDED or DELETED ones too: their own
+    drift). Only what Xero does not return is then missing. Normally none: one query, no call."""
     with conn.transaction():
         conn.execute(load_sql("status_sync_large_statements"))
         conn.execute(load_sql("status_sync_full_settings"))
@@ -216,13 +267,7 @@ def _confirm_unseen(conn: psycopg.Connection, client: XeroClient, tenant_id: str
                 documents, call = client.invoices_by_id(tenant_id, batch)
             else:
                 documents, call = client.credit_notes_by_id(tenant_id, batch)
-            totals.calls += 1
-            with conn.transaction():
-                conn.execute(load_sql("status_sync_page_settings"))
-                record_api_call(conn, None, call, item_count=len(documents))
-                totals.changed += _store_page(conn, tenant_id, kind, [(d, _updated(d)) for d in documents],
-                                              read_at, ours, sync_no)
-            totals.read += len(documents)
+            pages.write(kind, call, len(documents), [(d, _updated(d)) for d in documents])
 
 
 def _second(moment: dt.datetime) -> dt.datetime:
