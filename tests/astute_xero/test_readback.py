@@ -228,6 +228,34 @@ def test_a_page_that_cannot_be_written_stops_the_read_and_the_next_sync_reads_it
     assert paid == (1100,), "the next sync read the day again"
 
 
+def test_a_call_that_fails_while_the_page_before_is_written_keeps_that_page_and_the_next_sync_reads_on(pipeline):
+    """The writer is one page behind the reads: when the call for page 2 fails, page 1 (written meanwhile) is kept
+    whole before the failure is recorded on the same connection, no mark moves, and the next sync reads the day
+    again, changing only what page 1 did not hold."""
+    customer = pipeline.data.customer("Behind Pty Ltd")
+    ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"PB-{n:04d}", lines=one_line("10"))
+           for n in range(1100)]
+    backend = exported_and_read(pipeline)
+    xero_ids = dict(pipeline.db.execute("SELECT invoice_id, xero_invoice_id::text FROM xero_sync.invoice_export"))
+    for invoice_id in ids:  # a day's payments: 2 pages of changes
+        backend.record_payment(TENANT, xero_ids[invoice_id], "2.00", dt.date(2026, 7, 2))
+    backend.advance(60)
+    backend.faults.between_requests(
+        lambda: backend.faults.fail_next(1, status=400, path_prefix=INVOICES_PATH, method="GET"), after=1)
+
+    with pytest.raises(Exception, match="400"):
+        sync(pipeline)
+
+    (error, calls) = pipeline.db.execute("SELECT last_error, last_calls FROM xero_sync.status_sync").fetchone()
+    assert "400" in error and calls == 1
+    paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
+    assert paid == (1000,), "page 1 was written whole"
+    outcome = sync(pipeline)
+    assert (outcome.documents_read, outcome.documents_changed, outcome.drift_found) == (1100, 100, 0)
+    paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
+    assert paid == (1100,)
+
+
 def test_issue_20_finding_2_a_full_reconciliation_confirms_by_id_what_the_pages_did_not_bring(pipeline):
     customer = pipeline.data.customer("Confirm Pty Ltd")
     kept = pipeline.data.invoice(pipeline.entity, customer, number="CF-1", lines=one_line("10"))
