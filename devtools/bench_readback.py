@@ -307,21 +307,21 @@ class TimedConnection:
 
 
 def _time_rows(seconds: dict[str, float]) -> Callable[[], None]:
-    """Time status_sync's Python turning the SDK's documents into rows (inside the COPY's time); undo with the
+    """Time status_sync's Python making a page's COPY rows from the SDK's documents (in the reading thread, before
+    the page goes to the writer: _page_rows; in a read back before it, _row, inside the COPY's time); undo with the
     function returned."""
-    original = getattr(status_sync, "_row", None)
-    if original is None:
-        return lambda: None
+    name = "_page_rows" if hasattr(status_sync, "_page_rows") else "_row"
+    original = getattr(status_sync, name)
 
-    def row(*args: Any) -> Any:
+    def timed(*args: Any) -> Any:
         started = time.perf_counter()
         try:
             return original(*args)
         finally:
-            seconds["Python: the SDK's documents into rows (in the COPY)"] += time.perf_counter() - started
+            seconds["Python: the page's COPY rows from the SDK's documents"] += time.perf_counter() - started
 
-    status_sync._row = row
-    return lambda: setattr(status_sync, "_row", original)
+    setattr(status_sync, name, timed)
+    return lambda: setattr(status_sync, name, original)
 
 
 def measure(url: str, sandbox: SandboxProcess, data: dict, *, full: bool) -> dict:

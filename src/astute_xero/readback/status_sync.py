@@ -5,9 +5,9 @@ Incremental: only what changed since the newest change of that kind the last suc
 next time), a page of 1,000 at a time (Xero's largest), oldest change first, page after page by keyset (a
 document changing during the read skips none), every call paced within the organisation's budget (shared with
 the export: the same pacer). Each page goes to xero_sync.xero_document in one COPY and
-one set-based upsert, written on the sync's connection by a thread of its own while Xero answers the next call
-(one page behind at most), so a million documents stream through without being held and the writing hides
-behind Xero's time. A full reconciliation reads
+one set-based upsert, written on the sync's connection by a thread of its own while the call for the next page
+is on the wire (one page behind at most), so a million documents stream through without being held and the
+writing hides behind Xero's time. A full reconciliation reads
 every document instead, and is the only read that can tell that Xero no longer holds one: what no page brought
 is asked for by id first.
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -153,9 +154,11 @@ class _Totals:
 
 class _PageWriter:
     """Writes each page read into xero_document, with its call's API-log row, in one transaction on the sync's
-    connection, in a thread of its own: a page is written while Xero answers the call for the next one. One page
-    behind at most (`write` first waits for the page before), and in the order read. While a page is being written
-    nothing else uses the connection: the caller waits (`wait`, or `settle` when the read has failed) first."""
+    connection, in a thread of its own, while the call for the next page is on the wire: a page is held until that
+    call leaves (`sent`, the client's on_send, after the pacer's statements: the writer's Python would otherwise
+    hold the interpreter while they wait for it) or until nothing more is to be sent (`wait`). One page behind at
+    most (`write` first waits for the page before), and in the order read. While a page is being written nothing
+    else uses the connection: the caller waits (`wait`, or `settle` when the read has failed) first."""
 
     def __init__(self, conn: psycopg.Connection, tenant_id: str, read_at: dt.datetime,
                  ours: Callable[[str | None], bool], sync_no: int, totals: _Totals) -> None:
@@ -163,6 +166,7 @@ class _PageWriter:
         self.totals = totals
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="status-sync-pages")
         self._pending: Future[int] | None = None
+        self._go = threading.Event()  # the pending page may be written
 
     def __enter__(self) -> "_PageWriter":
         return self
@@ -173,15 +177,22 @@ class _PageWriter:
 
     def write(self, kind: DocumentKind, call: ApiCall, item_count: int,
               documents: list[tuple[Any, dt.datetime]]) -> None:
-        """Once the page before is written (raises what writing it raised): this page, in the background.
-        `documents`: what to store of the `item_count` the call brought, each with its UpdatedDateUTC."""
+        """Once the page before is written (raises what writing it raised): this page, in the background once the
+        next call leaves. `documents`: what to store of the `item_count` the call brought, each with its
+        UpdatedDateUTC."""
         self.totals.calls += 1  # made, whether or not the page before can be written
         self.wait()
         self.totals.read += len(documents)
-        self._pending = self._writer.submit(self._write, kind, call, item_count, documents)
+        self._go = threading.Event()
+        self._pending = self._writer.submit(self._write_once_sent, self._go, kind, call, item_count, documents)
+
+    def sent(self) -> None:
+        """The next call has left: the pending page is written while Xero answers it."""
+        self._go.set()
 
     def wait(self) -> None:
         """Every page given is written; raises what writing the last one raised."""
+        self._go.set()
         pending, self._pending = self._pending, None
         if pending is not None:
             self.totals.changed += pending.result()
@@ -192,6 +203,11 @@ class _PageWriter:
             self.wait()
         except Exception:
             log.exception("organisation %s: a page read before the read failed was not stored", self.tenant_id)
+
+    def _write_once_sent(self, go: threading.Event, kind: DocumentKind, call: ApiCall, item_count: int,
+                         documents: list[tuple[Any, dt.datetime]]) -> int:
+        go.wait()
+        return self._write(kind, call, item_count, documents)
 
     def _write(self, kind: DocumentKind, call: ApiCall, item_count: int,
                documents: list[tuple[Any, dt.datetime]]) -> int:
@@ -218,7 +234,7 @@ def _read_kind(pages: _PageWriter, client: XeroClient, tenant_id: str, kind: Doc
     newest: dt.datetime | None = None
     id_of = _XERO_ID[kind.name]
     while True:
-        documents, call = client.documents_modified(kind, tenant_id, cursor, page)
+        documents, call = client.documents_modified(kind, tenant_id, cursor, page, on_send=pages.sent)
         fresh, restart = [], None
         page_newest: dt.datetime | None = None
         for document in documents:

@@ -319,11 +319,13 @@ class XeroClient:
         return found, calls
 
     def documents_modified(
-        self, kind: DocumentKind, tenant_id: str, since: dt.datetime | None, page: int
+        self, kind: DocumentKind, tenant_id: str, since: dt.datetime | None, page: int,
+        *, on_send: Callable[[], None] | None = None,
     ) -> tuple[list[Invoice | CreditNote], ApiCall]:
         """One page (READ_PAGE_SIZE, the most Xero gives) of this kind's sales documents changed since `since`
         (every one when None), oldest change first: every ACCREC invoice or ACCRECCREDIT credit note, whoever
-        made it (not createdByMyApp: see documents_since); the caller keeps those it knows as its own."""
+        made it (not createdByMyApp: see documents_since); the caller keeps those it knows as its own. `on_send` is
+        called as the request leaves (after the pacer's wait; again for a retry)."""
         options: dict[str, Any] = {"unitdp": 4, "page": page, "page_size": READ_PAGE_SIZE, "order": "UpdatedDateUTC ASC"}
         if since is not None:
             options["if_modified_since"] = xero_utc_timestamp(since)
@@ -331,11 +333,13 @@ class XeroClient:
             result, call = self._invoke(
                 "GET", "Invoices", tenant_id,
                 lambda **kw: self._accounting.get_invoices(tenant_id, where='Type=="ACCREC"', **options, **kw),
+                on_send=on_send,
             )
             return list(result.invoices or []), call
         result, call = self._invoke(
             "GET", "CreditNotes", tenant_id,
             lambda **kw: self._accounting.get_credit_notes(tenant_id, where='Type=="ACCRECCREDIT"', **options, **kw),
+            on_send=on_send,
         )
         return list(result.credit_notes or []), call
 
