@@ -228,10 +228,18 @@ def test_a_page_that_cannot_be_written_stops_the_read_and_the_next_sync_reads_it
     assert paid == (1100,), "the next sync read the day again"
 
 
-def test_a_call_that_fails_while_the_page_before_is_written_keeps_that_page_and_the_next_sync_reads_on(pipeline):
-    """The writer is one page behind the reads: when the call for page 2 fails, page 1 (written meanwhile) is kept
-    whole before the failure is recorded on the same connection, no mark moves, and the next sync reads the day
-    again, changing only what page 1 did not hold."""
+def _spend_the_day(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE xero_sync.rate_budget SET day_blocked_until = now() + interval '1 hour' "
+                     "WHERE tenant_id = %s", (TENANT,))
+
+
+@pytest.mark.parametrize("next_call", ["answered 400", "never sent"])
+def test_the_page_before_a_failed_call_is_kept_whole_and_the_next_sync_reads_on(pipeline, database_url, next_call):
+    """The writer is one page behind the reads, and writes a page while the call for the next is on the wire: when
+    that call is answered 400, or never leaves (the organisation's day found spent before it), page 1 is kept whole
+    before the failure is recorded on the same connection, no mark moves, and the next sync reads the day again,
+    changing only what page 1 did not hold."""
     customer = pipeline.data.customer("Behind Pty Ltd")
     ids = [pipeline.data.invoice(pipeline.entity, customer, number=f"PB-{n:04d}", lines=one_line("10"))
            for n in range(1100)]
@@ -240,16 +248,22 @@ def test_a_call_that_fails_while_the_page_before_is_written_keeps_that_page_and_
     for invoice_id in ids:  # a day's payments: 2 pages of changes
         backend.record_payment(TENANT, xero_ids[invoice_id], "2.00", dt.date(2026, 7, 2))
     backend.advance(60)
-    backend.faults.between_requests(
-        lambda: backend.faults.fail_next(1, status=400, path_prefix=INVOICES_PATH, method="GET"), after=1)
+    if next_call == "answered 400":
+        backend.faults.between_requests(
+            lambda: backend.faults.fail_next(1, status=400, path_prefix=INVOICES_PATH, method="GET"), after=1)
+    else:
+        backend.faults.between_requests(lambda: _spend_the_day(database_url), after=1)
+    answered_before = len(pages_answered(backend))
 
-    with pytest.raises(Exception, match="400"):
+    with pytest.raises(Exception, match="400" if next_call == "answered 400" else "day"):
         sync(pipeline)
 
+    assert len(pages_answered(backend)) - answered_before == 1
     (error, calls) = pipeline.db.execute("SELECT last_error, last_calls FROM xero_sync.status_sync").fetchone()
-    assert "400" in error and calls == 1
+    assert error and calls == 1
     paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
     assert paid == (1000,), "page 1 was written whole"
+    pipeline.db.execute("UPDATE xero_sync.rate_budget SET day_blocked_until = NULL")
     outcome = sync(pipeline)
     assert (outcome.documents_read, outcome.documents_changed, outcome.drift_found) == (1100, 100, 0)
     paid = pipeline.db.execute("SELECT count(*) FROM xero_sync.invoice_payment WHERE amount_paid = 2.00").fetchone()
