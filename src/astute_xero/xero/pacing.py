@@ -374,9 +374,9 @@ class Pacer:
             pass
 
     def _keep_slot(self, slot: _Slot) -> None:
-        """Renew the slot's lease while its holder waits for the budget (or is about to call): once more than
-        SLOT_RENEW_AFTER has passed since it was taken or last renewed (before that, its time-to-live is as good as
-        new: its margin, SLOT_MARGIN, is far longer; a tenth of a shorter time-to-live)."""
+        """Renew the slot's lease while its holder waits for the budget (or is about to call), once SLOT_RENEW_AFTER_S
+        (or a tenth of a shorter time-to-live) has passed since it was taken or last renewed: before that, its
+        time-to-live is as good as new, its margin (SLOT_MARGIN) being far longer."""
         now = self._clock()
         if now - slot.renewed_at < min(SLOT_RENEW_AFTER_S, slot.ttl.total_seconds() / 10):
             return
