@@ -7,8 +7,8 @@ lines and totals, the customer's linked Contact, the number, the Url from ASTUTE
 AUTHORISED; one in five paid in full and one in twenty part-paid since), each created at its export time. Astute
 rows go in by generate_series, the export rows by COPY, the sandbox's records through its backend
 (SandboxBackend.seed_invoices_in_bulk: the PUT's own rules per distinct set of lines). The sandbox runs in a
-process of its own (SandboxProcess), as Xero is not in the worker: it is seeded, answers and records the day's
-payments there, and the bench drives it over a pipe.
+process of its own (SandboxProcess, spawned), as Xero is not in the worker: it is seeded, answers and records the
+day's payments there, and the bench drives it over a pipe.
 
 Measured through the real code path, status_sync.sync_organisation with a XeroClient over HTTP to the sandbox
 (pages of 1,000), the pacer's limits lifted:
@@ -204,10 +204,11 @@ def _serve(pipe: Connection) -> None:
 
 class SandboxProcess:
     """The sandbox in a process of its own, as Xero is not in the worker: its million records, its answers and
-    its garbage collection do not share the read's interpreter. Forked before the bench opens a connection."""
+    its garbage collection do not share the read's interpreter. A fresh interpreter (spawned, not forked): it
+    inherits none of the bench's connections or threads (`make bench` runs other parts before this one)."""
 
     def __init__(self) -> None:
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
         self._process = context.Process(target=_serve, args=(child,), name="xero-sandbox", daemon=True)
         self._process.start()
