@@ -190,7 +190,7 @@ def test_a_budget_row_locked_by_a_worker_that_stopped_inside_its_transaction_com
     stopped = pacer_for()
     with stopped.call("org-frozen"):  # the row exists
         pass
-    transaction = stopped._db.transaction()
+    transaction = stopped._budget_transaction()
     transaction.__enter__()
     stopped._lock("org-frozen")  # and the worker never comes back
     waiter = pacer_for()

@@ -237,7 +237,7 @@ class Pacer:
         """Xero said 'minute limit' with a Retry-After: no worker calls this organisation for `seconds`, and our
         minute restarts when Xero's does (the count full until then), so the windows stay aligned."""
         window = self.limits.of(tenant_id).window
-        with self._db.transaction():
+        with self._budget_transaction():
             budget = self._lock(tenant_id)
             until = budget["now"] + dt.timedelta(seconds=seconds)
             until = max(filter(None, [budget["blocked_until"], until]))
@@ -247,7 +247,7 @@ class Pacer:
     def block_day(self, tenant_id: str, seconds: float | None) -> None:
         """Xero said 'day limit': the organisation's day is spent until its Retry-After (else a whole day)."""
         limits = self.limits.of(tenant_id)
-        with self._db.transaction():
+        with self._budget_transaction():
             budget = self._lock(tenant_id)
             until = budget["now"] + (dt.timedelta(seconds=seconds) if seconds else limits.day)
             self._update(tenant_id, budget, day_calls=limits.per_day, day_blocked_until=until,
@@ -394,7 +394,7 @@ class Pacer:
         started = self._clock()
         while True:
             self._keep_slot(slot)
-            with self._db.transaction():
+            with self._budget_transaction():
                 budget = self._lock(tenant_id)
                 now = budget["now"]
                 day = _day_budget(tenant_id, limits, budget["day_started_at"], budget["day_calls"],
@@ -404,7 +404,7 @@ class Pacer:
                 wait, blocked = self._minute_wait(budget, limits.per_minute, limits.window)
                 app_wait = 0.0
                 if wait == 0:
-                    app = self._lock(self._app_row, first=False)
+                    app = self._lock(self._app_row)
                     app_wait, _ = self._minute_wait(app, self.limits.app_per_minute, self.limits.default.window)
                     if app_wait == 0:
                         self._count(self._app_row, app, self.limits.default.window)
@@ -455,12 +455,17 @@ class Pacer:
                            else {"day_started_at": now, "day_calls": 1, "day_blocked_until": None})
         self._update(row, budget, **changes)
 
-    def _lock(self, row: str, *, first: bool = True) -> dict[str, Any]:
-        """The row's budget, locked until the caller's transaction ends (or, if this worker stops inside it, until
-        the server ends its session: transaction_dies_with_holder, said once a transaction: `first`); the row is
-        made the first time an organisation (or the app) is paced."""
-        if first:
+    @contextmanager
+    def _budget_transaction(self) -> Iterator[None]:
+        """A transaction that locks budget rows (_lock): if this worker stops inside it (killed, its host gone), the
+        server ends its session after a short idle (transaction_dies_with_holder), and the locks go with it."""
+        with self._db.transaction():
             self._db.execute(load_sql("transaction_dies_with_holder"))
+            yield
+
+    def _lock(self, row: str) -> dict[str, Any]:
+        """The row's budget, locked until the caller's _budget_transaction ends; the row is made the first time an
+        organisation (or the app) is paced."""
         values = self._db.execute(load_sql("rate_budget_lock"), {"tenant_id": row}).fetchone()
         if values is None:
             self._db.execute(load_sql("rate_budget_ensure"), {"tenant_id": row})
